@@ -1,0 +1,2 @@
+pub mod cond;
+pub mod lexer;

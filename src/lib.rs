@@ -1,0 +1,8 @@
+//! hapx: HAProxy's configuration language and, later, its runtime.
+//! Data flows one way: text → lexer → parser → model → runtime.
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod grammar;
+pub mod model;
+pub mod version;
