@@ -54,6 +54,8 @@ pub enum Frame {
     Parsing,
     /// `parsing [file:line]: text` (the line reader: quotes, escapes, directives).
     ParsingTight,
+    /// `Parsing [file:line]: text` (name clashes between sections).
+    ParsingCapital,
     /// `[file:line] : text` (post-parse checks, address resolution).
     Located,
     /// `text` with no location (whole-config checks), even when a span is known.
@@ -120,6 +122,12 @@ impl Diagnostic {
         self
     }
 
+    /// Records where the message is about, without changing how HAProxy frames it.
+    pub fn with_span(mut self, span: &Span) -> Diagnostic {
+        self.span = Some(span.clone());
+        self
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Diagnostic {
         self.hint = Some(hint.into());
         self
@@ -134,6 +142,7 @@ impl Diagnostic {
             (Some(s), Frame::ParsingTight) => {
                 format!("parsing [{}:{}]: {}", s.file, s.line, self.message)
             }
+            (Some(s), Frame::ParsingCapital) => format!("Parsing [{}:{}]: {}", s.file, s.line, self.message),
             (Some(s), Frame::Located) => format!("[{}:{}] : {}", s.file, s.line, self.message),
             _ => self.message.clone(),
         }
@@ -150,3 +159,6 @@ impl fmt::Display for Diagnostic {
         )
     }
 }
+
+/// The code of "valid HAProxy, but hapx cannot run it yet": never changes HAProxy's verdict.
+pub const UNSUPPORTED: Code = "unsupported";

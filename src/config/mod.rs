@@ -1,2 +1,1 @@
-pub mod cond;
-pub mod lexer;
+pub mod ast; pub mod cond; pub mod lexer; pub mod parser;

@@ -1,0 +1,102 @@
+//! Files a configuration refers to (certificates, error pages, pattern files, Lua scripts)
+//! and the user and group databases: HAProxy opens them while reading, so a missing one
+//! is reported on the line that names it.
+use std::path::Path;
+
+use crate::config::ast::Stmt;
+use crate::config::parser::io_reason;
+
+use super::{Builder, Out};
+
+/// Looks a name up in a `name:x:id:...` database file (/etc/passwd, /etc/group).
+fn id_in(db: &str, name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(db).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}
+
+pub fn user_id(name: &str) -> Option<u32> {
+    id_in("/etc/passwd", name)
+}
+
+pub fn group_id(name: &str) -> Option<u32> {
+    id_in("/etc/group", name)
+}
+
+/// `Err(reason)` when the path cannot be opened, with the C library's wording.
+fn stat(path: &Path) -> Result<(), String> {
+    std::fs::metadata(path).map(|_| ()).map_err(|e| io_reason(&e))
+}
+
+/// Applies a `crt-base`/`ca-base` prefix to a relative path, as HAProxy does.
+fn with_base(base: Option<&str>, path: &str) -> String {
+    match base {
+        Some(b) if !path.starts_with('/') && !b.is_empty() => format!("{}/{}", b.trim_end_matches('/'), path),
+        _ => path.to_string(),
+    }
+}
+
+/// `bind ... crt FILE`, `ca-file`, `crl-file`, `crt-list`: word `i` is the option.
+pub(crate) fn check_cert_file(b: &Builder, context: &str, stmt: &Stmt, i: usize, out: &mut Out) {
+    let opt = stmt.word(i);
+    let arg = stmt.word(i + 1);
+    match opt {
+        "crt" => {
+            let path = with_base(b.config.global.crt_base.as_deref(), arg);
+            if let Err(reason) = stat(&b.resolve_path(&path)) {
+                out.alert_at(stmt, i + 1, format!("{context} : unable to stat SSL certificate from file '{path}' : {reason}."));
+            }
+        }
+        "crt-list" => {
+            if let Err(reason) = stat(&b.resolve_path(arg)) {
+                out.alert_at(stmt, i + 1, format!("{context} : 'crt-list' : cannot open file '{arg}' : {reason}"));
+            }
+        }
+        _ => {
+            let path = with_base(b.config.global.ca_base.as_deref(), arg);
+            if let Err(reason) = stat(&b.resolve_path(&path)) {
+                out.alert_at(stmt, i + 1, format!("{context} : '{opt}' : unable to load {path}: {reason}."));
+            }
+        }
+    }
+}
+
+/// Server-side certificates are loaded after reading; nothing to report while reading.
+pub(crate) fn check_server_file(_b: &Builder, _ctx: &str, _stmt: &Stmt, _i: usize, _out: &mut Out) {}
+
+/// `errorfile <code> <file>`.
+pub(crate) fn check_errorfile(b: &Builder, stmt: &Stmt, out: &mut Out) {
+    let file = stmt.word(2);
+    if stmt.word(1).is_empty() || file.is_empty() {
+        return out.alert_at(stmt, 0, format!("{} : <code> and <file> arguments are required.", stmt.keyword()));
+    }
+    if stat(&b.resolve_path(file)).is_err() {
+        out.alert_at(stmt, 2, format!("{} : error opening file '{file}'.", stmt.keyword()));
+    }
+}
+
+/// `acl <name> <criterion> [-f file]...`: pattern files must open.
+pub(crate) fn check_acl_files(b: &Builder, stmt: &Stmt, out: &mut Out) {
+    let name = stmt.word(1);
+    let mut i = 3;
+    while i < stmt.words.len() {
+        match stmt.word(i) {
+            "-f" => {
+                let file = stmt.word(i + 1);
+                if stat(&b.resolve_path(file)).is_err() {
+                    let text = format!("error detected while parsing ACL '{name}' : failed to open pattern file <{file}>.");
+                    return out.alert_at(stmt, i + 1, text);
+                }
+                i += 2;
+            }
+            "--" => break,
+            _ => i += 1,
+        }
+    }
+}
+
+/// Files named inside small sections (userlist, http-errors): nothing opened while reading.
+pub(crate) fn check_section_files(_b: &Builder, _kind: &str, _stmt: &Stmt, _out: &mut Out) {}

@@ -1,0 +1,156 @@
+//! The `global` section and the sections that are checked by keyword only.
+use crate::config::ast::Stmt;
+use crate::grammar::{grammar, KeywordLookup, SectionKind};
+
+use super::files;
+use super::{Builder, Out};
+
+/// Process-wide settings the runtime uses.
+#[derive(Clone, Debug, Default)]
+pub struct Global {
+    pub daemon: bool,
+    pub master_worker: bool,
+    pub maxconn: Option<u32>,
+    pub nbthread: Option<u32>,
+    pub pidfile: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub chroot: Option<String>,
+    pub ulimit_n: Option<u64>,
+    pub hard_stop_after_ms: Option<u64>,
+    pub bufsize: Option<u32>,
+    pub quiet: bool,
+    pub zero_warning: bool,
+    pub expose_experimental: bool,
+    /// `log` lines, kept as written (target and arguments) for the logging module.
+    pub logs: Vec<Vec<String>>,
+    pub crt_base: Option<String>,
+    pub ca_base: Option<String>,
+    /// Whether a `program` section may be used (master-worker mode).
+    pub has_program: Option<crate::check::Span>,
+}
+
+/// Keywords accepting HAProxy's `no`/`default` prefixes.
+const NEGATABLE: &[&str] = &["option", "log", "busy-polling", "set-dumpable", "strict-limits", "insecure-fork-wanted", "numa-cpu-mapping"];
+
+/// Applies the `no`/`default` prefix: returns the statement without it, or reports misuse.
+pub(crate) fn strip_modifier(stmt: &Stmt, out: &mut Out) -> Option<(Stmt, bool)> {
+    if stmt.keyword() != "no" && stmt.keyword() != "default" {
+        return Some((stmt.clone(), false));
+    }
+    let negated = stmt.keyword() == "no";
+    let mut inner = stmt.clone();
+    inner.words.remove(0);
+    if !NEGATABLE.contains(&inner.keyword()) {
+        out.alert(
+            crate::check::Diagnostic::alert(
+                "negation",
+                &stmt.span(),
+                "negation/default currently supported only for options, log, busy-polling, set-dumpable, strict-limits, insecure-fork-wanted and numa-cpu-mapping.",
+            )
+            .with_frame(crate::check::Frame::ParsingTight),
+        );
+        return None;
+    }
+    Some((inner, negated))
+}
+
+impl Builder {
+    /// Looks a keyword up for `section`; reports unknown and removed keywords as HAProxy does.
+    /// Returns true when the keyword exists here.
+    pub(crate) fn known_keyword(&self, section: SectionKind, section_word: &str, stmt: &Stmt, out: &mut Out) -> bool {
+        let kw = stmt.keyword();
+        match grammar().keyword(section, kw, self.version()) {
+            KeywordLookup::Known(_) => true,
+            KeywordLookup::Removed { message } => {
+                out.alert_at(stmt, 0, message);
+                false
+            }
+            _ => {
+                let text = match grammar().suggest_keyword(section, kw, self.version()) {
+                    Some(best) => format!("unknown keyword '{kw}' in '{section_word}' section; did you mean '{best}' maybe ?"),
+                    None => format!("unknown keyword '{kw}' in '{section_word}' section"),
+                };
+                out.alert_at(stmt, 0, text);
+                false
+            }
+        }
+    }
+
+    pub(crate) fn global_statement(&mut self, stmt: &Stmt, out: &mut Out) {
+        let Some((stmt, _negated)) = strip_modifier(stmt, out) else { return };
+        let stmt = &stmt;
+        if !self.known_keyword(SectionKind::Global, "global", stmt, out) {
+            return;
+        }
+        let g = &mut self.config.global;
+        let arg = stmt.word(1);
+        match stmt.keyword() {
+            "daemon" => g.daemon = true,
+            "master-worker" => g.master_worker = true,
+            "quiet" => g.quiet = true,
+            "zero-warning" => g.zero_warning = true,
+            "expose-experimental-directives" => g.expose_experimental = true,
+            "maxconn" => g.maxconn = Some(atoi(arg)),
+            "nbthread" => g.nbthread = Some(atoi(arg)),
+            "pidfile" => g.pidfile = Some(arg.to_string()),
+            "chroot" => g.chroot = Some(arg.to_string()),
+            "ulimit-n" => g.ulimit_n = Some(u64::from(atoi(arg))),
+            "crt-base" => g.crt_base = Some(arg.to_string()),
+            "ca-base" => g.ca_base = Some(arg.to_string()),
+            "log" => g.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect()),
+            "tune.bufsize" => g.bufsize = Some(atoi(arg)),
+            "user" => match files::user_id(arg) {
+                Some(uid) => g.uid = Some(uid),
+                None => out.alert_at(stmt, 1, format!("cannot find user id for '{arg}' (0:Success)")),
+            },
+            "group" => match files::group_id(arg) {
+                Some(gid) => g.gid = Some(gid),
+                None => out.alert_at(stmt, 1, format!("cannot find group id for '{arg}' (0:Success)")),
+            },
+            "uid" => g.uid = Some(atoi(arg)),
+            "gid" => g.gid = Some(atoi(arg)),
+            "lua-load" | "lua-load-per-thread" => {
+                let path = self.resolve_path(arg);
+                if let Err(e) = std::fs::metadata(&path) {
+                    out.alert_at(
+                        stmt,
+                        1,
+                        format!("error in Lua file '{arg}': cannot open {arg}: {}", crate::config::parser::io_reason(&e)),
+                    );
+                }
+                out.unsupported(stmt, stmt.keyword());
+            }
+            "setenv" | "presetenv" if stmt.word(1).is_empty() || stmt.word(2).is_empty() => {
+                out.alert_at(stmt, 0, format!("'{}' expects a name and a value.", stmt.keyword()));
+            }
+            "setenv" | "presetenv" | "unsetenv" | "resetenv" => {}
+            kw => out.unsupported(stmt, kw),
+        }
+    }
+
+    pub(crate) fn open_other(&mut self, stmt: &Stmt, out: &mut Out) {
+        let kind = stmt.keyword();
+        if kind == "program" {
+            self.config.global.has_program.get_or_insert(stmt.span());
+        }
+        self.config.other_sections.push((kind.to_string(), stmt.word(1).to_string(), stmt.span()));
+        out.unsupported(stmt, kind);
+    }
+
+    pub(crate) fn other_statement(&mut self, kind: &str, stmt: &Stmt, out: &mut Out) {
+        let Some(section) = SectionKind::from_word(kind) else { return };
+        if !self.known_keyword(section, kind, stmt, out) {
+            return;
+        }
+        if kind == "userlist" || kind == "http-errors" {
+            files::check_section_files(self, kind, stmt, out);
+        }
+    }
+}
+
+/// HAProxy reads many integers with atoi(): leading digits, junk ignored, 0 when none.
+pub fn atoi(word: &str) -> u32 {
+    let digits: String = word.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().unwrap_or(if digits.is_empty() { 0 } else { u32::MAX })
+}
