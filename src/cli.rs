@@ -515,7 +515,7 @@ const FLAGS: &[Flag] = &[
         names: &["--target-version"],
         takes: Takes::Value("<X.Y>"),
         action: Action::Target,
-        help: "HAProxy version to check against (2.6 to 3.4, default 3.4)",
+        help: "HAProxy version to check against ({oldest} to {newest}, default {newest})",
     },
     Flag {
         names: &["--format"],
@@ -847,13 +847,27 @@ pub fn usage() -> String {
         }
         rows.push((names, flag.help));
     }
-    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    // Longer names get their help on the next line, so one wide row does not push all others.
+    const MAX_WIDTH: usize = 22;
+    let width = rows
+        .iter()
+        .map(|(n, _)| n.len())
+        .filter(|len| *len <= MAX_WIDTH)
+        .max()
+        .unwrap_or(0);
     let mut text = String::from(
         "Usage: hapx [-f <file|dir>]... [options] [-- <file>...]\n\
          A drop-in replacement for HAProxy: same configuration language, same command line.\n\n",
     );
     for (names, help) in rows {
-        text.push_str(&format!("  {names:<width$}  {help}\n"));
+        let help = help
+            .replace("{oldest}", &Version::OLDEST.to_string())
+            .replace("{newest}", &Version::NEWEST.to_string());
+        if names.len() > width {
+            text.push_str(&format!("  {names}\n  {:width$}  {help}\n", ""));
+        } else {
+            text.push_str(&format!("  {names:<width$}  {help}\n"));
+        }
     }
     text
 }
@@ -1255,7 +1269,8 @@ mod tests {
         }
         assert!(text.contains("-sf <pid>..."));
         assert!(text.contains("-dK<class>[,...]"));
-        assert!(!text.contains("haproxy [-f"));
+        assert!(text.contains("(2.6 to 3.4, default 3.4)"));
+        assert!(!text.contains('{'));
     }
 
     #[test]
@@ -1268,6 +1283,17 @@ mod tests {
         assert!(long.starts_with(&short));
         assert!(long.contains("runtime: not yet"));
         assert!(long.lines().any(|l| l.starts_with("Feature list : +")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_paths_pass_but_text_values_are_refused() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = OsString::from_vec(vec![b'c', 0xff, b'.', b'c', b'f', b'g']);
+        let opts = parse_args([OsString::from("-f"), odd.clone()]).unwrap_or_default();
+        assert_eq!(opts.files, vec![PathBuf::from(odd.clone())]);
+        let e = parse_args([OsString::from("-f"), "a".into(), "-L".into(), odd]);
+        assert_eq!(e, Err(CliError::NotUnicode { flag: "-L" }));
     }
 
     #[test]
