@@ -1,1 +1,102 @@
-fn main() {}
+//! `hapx`: HAProxy's command line, then check or run.
+use std::io::Write;
+use std::process::ExitCode;
+
+use hapx::check::verdict;
+use hapx::cli::{self, Mode};
+use hapx::config::cond::{self, CondCtx};
+use hapx::config::lexer::Vars;
+use hapx::config::parser;
+use hapx::model::{self, LoadOptions};
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let opts = match cli::parse_args(std::env::args_os().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            if e.shows_usage() {
+                print!("{}", cli::version_text(false));
+                eprint!("{}", cli::usage());
+            }
+            return ExitCode::from(1);
+        }
+    };
+    for w in &opts.warnings {
+        eprintln!("[WARNING]  ({}) : {w}", std::process::id());
+    }
+    let code = match &opts.mode {
+        Mode::Version => {
+            print!("{}", cli::version_text(false));
+            0
+        }
+        Mode::VersionVerbose => {
+            print!("{}", cli::version_text(true));
+            0
+        }
+        Mode::Help => {
+            eprint!("{}", cli::usage());
+            1
+        }
+        Mode::CheckCond(expr) => check_cond(expr, &opts),
+        Mode::Check => check(&opts),
+        Mode::Run => run(&opts),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// `-cc EXPR`: 0 when true, 1 when false, 2 on a syntax error (as HAProxy).
+fn check_cond(expr: &str, opts: &cli::Options) -> i32 {
+    let vars = Vars::from_process_env();
+    let words: Vec<String> = expr.split_whitespace().map(str::to_string).collect();
+    match cond::eval(&words, &CondCtx { version: opts.target, vars: &vars }) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("[ALERT]    ({}) : config : Failed to evaluate condition: {}", std::process::id(), e.message());
+            2
+        }
+    }
+}
+
+fn load(opts: &cli::Options) -> model::Loaded {
+    if let Some(dir) = &opts.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            eprintln!("[ALERT]    ({}) : Cannot chdir to {} : {}", std::process::id(), dir.display(), parser::io_reason(&e));
+        }
+    }
+    let mut early = Vec::new();
+    let files = parser::expand_paths(&opts.files, &mut early);
+    let mut vars = Vars::from_process_env();
+    let mut loaded = model::load_files(&files, &mut vars, &LoadOptions { version: opts.target, base_dir: None });
+    if !early.is_empty() {
+        early.append(&mut loaded.diagnostics);
+        loaded.diagnostics = early;
+    }
+    loaded
+}
+
+fn check(opts: &cli::Options) -> i32 {
+    let loaded = load(opts);
+    let (mut err, mut out) = (std::io::stderr().lock(), std::io::stdout().lock());
+    let code = verdict::report(&loaded, opts.format, opts.quiet, opts.zero_warning, &mut err, &mut out);
+    let _ = out.flush();
+    code
+}
+
+/// Starting the proxy: the configuration must be valid and everything in it supported.
+fn run(opts: &cli::Options) -> i32 {
+    let loaded = load(opts);
+    let (mut err, mut out) = (std::io::stderr().lock(), std::io::stdout().lock());
+    let (v, _) = verdict::verdict(&loaded, opts.zero_warning);
+    if v != verdict::Verdict::Valid {
+        return verdict::report(&loaded, opts.format, opts.quiet, opts.zero_warning, &mut err, &mut out);
+    }
+    let unsupported: Vec<_> = loaded.diagnostics.iter().filter(|d| d.code == hapx::check::UNSUPPORTED).collect();
+    let pid = std::process::id();
+    for d in &unsupported {
+        let _ = writeln!(err, "[ALERT]    ({pid}) : config : {} Refusing to start.", d.haproxy_text());
+    }
+    let _ = writeln!(err, "[ALERT]    ({pid}) : config : the hapx runtime is not built yet; only '-c' is available.");
+    1
+}

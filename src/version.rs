@@ -18,7 +18,7 @@ impl Version {
 
     /// Parses `X.Y` (also `X.Y.Z` and `X.Y-dev`, keeping only `X.Y`); `None` when malformed.
     pub fn parse(text: &str) -> Option<Version> {
-        let mut parts = text.split(|c: char| c == '.' || c == '-');
+        let mut parts = text.split(['.', '-']);
         let major = parts.next()?.parse().ok()?;
         let minor = parts.next()?.parse().ok()?;
         Some(Version { major, minor })

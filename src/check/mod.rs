@@ -1,4 +1,7 @@
 //! Diagnostics: one type for every message the front end produces, and its renderers.
+pub mod render;
+pub mod verdict;
+
 use std::fmt;
 use std::sync::Arc;
 

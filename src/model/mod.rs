@@ -68,8 +68,8 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
     /// Reading found a fatal error (HAProxy's "Error(s) found in configuration file").
     pub parse_failed: Vec<String>,
-    /// Some check after reading found a fatal error ("Fatal errors found in configuration").
-    pub fatal: bool,
+    /// How the checks after reading ended (they run only when reading found no error).
+    pub post: post::PostVerdict,
 }
 
 impl Loaded {
@@ -105,9 +105,9 @@ pub fn load_files(paths: &[PathBuf], vars: &mut Vars, opts: &LoadOptions) -> Loa
         }
     }
     let parse_ok = failed_files.is_empty();
-    let mut loaded = Loaded { config: builder.finish(&mut diags), diagnostics: diags, parse_failed: failed_files, fatal: false };
+    let mut loaded = Loaded { config: builder.finish(&mut diags), diagnostics: diags, parse_failed: failed_files, post: post::PostVerdict::Ok };
     if parse_ok {
-        loaded.fatal = post::check(&mut loaded.config, opts, &mut loaded.diagnostics);
+        loaded.post = post::check(&mut loaded.config, opts, &mut loaded.diagnostics);
     }
     loaded
 }
@@ -124,10 +124,10 @@ pub fn load_text(file: &str, text: &[u8], vars: &mut Vars, opts: &LoadOptions) -
         config: builder.finish(&mut diags),
         diagnostics: diags,
         parse_failed: if parse_ok { Vec::new() } else { vec![file.to_string()] },
-        fatal: false,
+        post: post::PostVerdict::Ok,
     };
     if parse_ok {
-        loaded.fatal = post::check(&mut loaded.config, opts, &mut loaded.diagnostics);
+        loaded.post = post::check(&mut loaded.config, opts, &mut loaded.diagnostics);
     }
     loaded
 }

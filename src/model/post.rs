@@ -9,8 +9,18 @@ use super::address::{self, Host};
 use super::proxy::ProxyKind;
 use super::{Config, LoadOptions};
 
-/// Returns true when a fatal error was found.
-pub fn check(config: &mut Config, _opts: &LoadOptions, diags: &mut Vec<Diagnostic>) -> bool {
+/// How the checks after reading ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PostVerdict {
+    #[default]
+    Ok,
+    /// A cross-reference or validity check failed ("Fatal errors found in configuration.").
+    Fatal,
+    /// A server address could not be set up ("Failed to initialize server(s) addr.").
+    AddrFailed,
+}
+
+pub fn check(config: &mut Config, _opts: &LoadOptions, diags: &mut Vec<Diagnostic>) -> PostVerdict {
     let before = diags.len();
     if let Some(span) = &config.global.has_program {
         if !config.global.master_worker {
@@ -20,9 +30,12 @@ pub fn check(config: &mut Config, _opts: &LoadOptions, diags: &mut Vec<Diagnosti
     }
     cross_references(config, diags);
     if diags[before..].iter().any(|d| d.severity == Severity::Alert) {
-        return true;
+        return PostVerdict::Fatal;
     }
-    resolve_servers(config, diags)
+    if resolve_servers(config, diags) {
+        return PostVerdict::AddrFailed;
+    }
+    PostVerdict::Ok
 }
 
 fn bare(severity: Severity, code: &'static str, text: String) -> Diagnostic {

@@ -1,0 +1,133 @@
+//! `hapx -c --target-version 2.6` on every real-world config of testdata/corpus/real,
+//! compared with HAProxy 2.6's verdicts (`NNNN.expect`), in the conditions those were made:
+//! from inside the folder, an empty environment, and no name resolution (a private
+//! /etc/resolv.conf naming 127.0.0.1, when `unshare -m` is permitted).
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/corpus/real")
+}
+
+/// The command prefix that cuts name resolution off, if this machine allows it.
+fn no_dns_wrapper(tmp: &Path) -> Vec<String> {
+    let conf = tmp.join("resolv.conf");
+    if std::fs::write(&conf, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").is_err() {
+        return Vec::new();
+    }
+    let probe = Command::new("unshare").args(["-m", "sh", "-c", "mount --bind \"$1\" /etc/resolv.conf", "sh"]).arg(&conf).output();
+    match probe {
+        Ok(o) if o.status.success() => vec![
+            "unshare".into(),
+            "-m".into(),
+            "sh".into(),
+            "-c".into(),
+            "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"".into(),
+            conf.to_string_lossy().into_owned(),
+        ],
+        _ => {
+            eprintln!("note: unshare -m not permitted; using the host's resolver");
+            Vec::new()
+        }
+    }
+}
+
+struct Expect {
+    exit: i32,
+    /// `file:line` of every located [ALERT] line.
+    alert_lines: Vec<String>,
+}
+
+fn parse_expect(text: &str) -> Expect {
+    let mut lines = text.lines();
+    let exit = lines.next().and_then(|l| l.strip_prefix("exit ")).and_then(|n| n.trim().parse().ok()).unwrap_or(-1);
+    let alert_lines = lines.filter(|l| l.starts_with("[ALERT]")).filter_map(location).collect();
+    Expect { exit, alert_lines }
+}
+
+/// The `file:line` inside the first `[...]` after the tag, if the message has one.
+fn location(line: &str) -> Option<String> {
+    let rest = line.get(7..)?;
+    let start = rest.find('[')?;
+    let end = rest[start..].find(']')? + start;
+    let loc = &rest[start + 1..end];
+    let (file, num) = loc.rsplit_once(':')?;
+    num.parse::<u32>().ok()?;
+    Some(format!("{file}:{num}"))
+}
+
+fn known_differences() -> BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/corpus-known-differences.txt");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn corpus_verdicts_match_haproxy_2_6() {
+    let dir = corpus_dir();
+    let tmp = std::env::temp_dir().join(format!("hapx-corpus-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let wrap = no_dns_wrapper(&tmp);
+    let known = known_differences();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("testdata/corpus/real")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cfg"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 231, "corpus has {} files", names.len());
+    let (mut exit_mismatch, mut expected_alerts, mut matched_alerts) = (Vec::new(), 0usize, 0usize);
+    let mut missed = Vec::new();
+    for name in &names {
+        let expect = parse_expect(&std::fs::read_to_string(dir.join(name.replace(".cfg", ".expect"))).expect("expect file"));
+        let mut cmd = match wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest);
+                c.arg("env");
+                c
+            }
+            None => Command::new("env"),
+        };
+        cmd.args(["-i", "PATH=/usr/sbin:/usr/bin:/bin", "HOME=/tmp"]);
+        cmd.arg(env!("CARGO_BIN_EXE_hapx")).args(["-c", "--target-version", "2.6", "-f", name]).current_dir(&dir);
+        let out = cmd.output().expect("run hapx");
+        let code = out.status.code().unwrap_or(-1);
+        if code != expect.exit {
+            exit_mismatch.push(format!("{name}: hapx exit {code}, haproxy exit {}", expect.exit));
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let got: BTreeSet<String> = stderr.lines().filter(|l| l.starts_with("[ALERT]")).filter_map(|l| {
+            // Skip the "(pid) : config : " framing to find the location.
+            let body = l.split_once(" : config : ").map(|(_, b)| b)?;
+            location(&format!("[ALERT] {body}"))
+        }).collect();
+        for loc in &expect.alert_lines {
+            expected_alerts += 1;
+            if got.contains(loc) || known.contains(loc) {
+                matched_alerts += 1;
+            } else {
+                missed.push(loc.clone());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let ratio = matched_alerts as f64 / expected_alerts.max(1) as f64;
+    eprintln!(
+        "corpus: {} files, exit codes agree on {}, alert lines matched {matched_alerts}/{expected_alerts} ({:.1}%)",
+        names.len(),
+        names.len() - exit_mismatch.len(),
+        ratio * 100.0
+    );
+    for m in missed.iter().take(60) {
+        eprintln!("  alert not reproduced at {m}");
+    }
+    assert!(exit_mismatch.is_empty(), "exit codes differ:\n{}", exit_mismatch.join("\n"));
+    assert!(ratio >= 0.95, "only {:.1}% of HAProxy's located alerts reproduced", ratio * 100.0);
+}
