@@ -502,9 +502,10 @@ pub fn grammar() -> &'static Grammar {
 
 /// Data lines of a TSV file: comments and blank lines skipped, numbered for messages.
 fn data_lines(text: &'static str) -> impl Iterator<Item = (usize, Vec<&'static str>)> {
-    text.lines().enumerate().filter_map(|(i, l)| {
-        (!l.is_empty() && !l.starts_with('#')).then(|| (i + 1, l.split('\t').collect()))
-    })
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| (i + 1, l.split('\t').collect()))
 }
 
 fn col<'a>(cols: &[&'a str], i: usize, file: &str, line: usize) -> Result<&'a str, String> {
@@ -1310,5 +1311,57 @@ mod tests {
         assert_eq!(g.suggest_option("forwarded", V26), Some("forwardfor"));
         assert_eq!(g.suggest_option("http-use-htx", V26), Some("httpclose"));
         assert_eq!(kw(SectionKind::Peers, "maxconns"), None);
+        // Probes run on haproxy 2.6.12 (word, its suggestion or none).
+        for (w, want) in [
+            ("maxconn2", Some("maxconn")),
+            ("nbthreads", Some("nbthread")),
+            ("daemonize", Some("daemon")),
+            ("tune.bufsiz", Some("tune.bufsize")),
+            ("ssl-default-bind-cipher", Some("ssl-default-bind-ciphers")),
+            ("stats-socket", None),
+            ("logs", Some("log")),
+        ] {
+            assert_eq!(kw(SectionKind::Global, w), want, "{w}");
+        }
+        for (w, want) in [
+            ("timeouts", "timeout"),
+            ("balanc", "balance"),
+            ("server-templat", "server-template"),
+            ("use-backend", "use_backend"),
+            ("default-backend", "default_backend"),
+            ("http-requests", "http-request"),
+            ("errorfile2", "errorfile"),
+            ("stick-tables", "stick-table"),
+            ("acls", "acl"),
+            ("cookies", "cookie"),
+        ] {
+            assert_eq!(kw(SectionKind::Backend, w), Some(want), "{w}");
+        }
+        for (w, want) in [
+            ("tcplogs", "tcplog"),
+            ("redispach", "redispatch"),
+            ("dontlognul", "dontlognull"),
+            ("http-keepalive", "http-keep-alive"),
+            ("tcp-chek", "tcp-check"),
+        ] {
+            assert_eq!(g.suggest_option(w, V26), Some(want), "{w}");
+        }
+        assert_eq!(
+            g.suggest_bind_option("accept-proxi", V26),
+            Some("accept-proxy")
+        );
+        assert_eq!(
+            g.suggest_bind_option("transparant", V26),
+            Some("transparent")
+        );
+        assert_eq!(g.suggest_bind_option("ssl-crt", V26), None);
+        for (w, want) in [
+            ("chek", "check"),
+            ("inter2", "inter"),
+            ("maxcon", "maxconn"),
+            ("weigth", "weight"),
+        ] {
+            assert_eq!(g.suggest_server_option(w, V26), Some(want), "{w}");
+        }
     }
 }
