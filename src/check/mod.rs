@@ -57,6 +57,9 @@ pub enum Frame {
     Parsing,
     /// `parsing [file:line]: text` (the line reader: quotes, escapes, directives).
     ParsingTight,
+    /// `parsing [file:line]text`: the message carries its own separator (removed keywords,
+    /// whose texts use both ` : ` and `: `).
+    ParsingJoined,
     /// `Parsing [file:line]: text` (name clashes between sections).
     ParsingCapital,
     /// `[file:line] : text` (post-parse checks, address resolution).
@@ -145,6 +148,7 @@ impl Diagnostic {
             (Some(s), Frame::ParsingTight) => {
                 format!("parsing [{}:{}]: {}", s.file, s.line, self.message)
             }
+            (Some(s), Frame::ParsingJoined) => format!("parsing [{}:{}]{}", s.file, s.line, self.message),
             (Some(s), Frame::ParsingCapital) => format!("Parsing [{}:{}]: {}", s.file, s.line, self.message),
             (Some(s), Frame::Located) => format!("[{}:{}] : {}", s.file, s.line, self.message),
             _ => self.message.clone(),

@@ -64,9 +64,6 @@ pub(crate) fn check_cert_file(b: &Builder, context: &str, stmt: &Stmt, i: usize,
     }
 }
 
-/// Server-side certificates are loaded after reading; nothing to report while reading.
-pub(crate) fn check_server_file(_b: &Builder, _ctx: &str, _stmt: &Stmt, _i: usize, _out: &mut Out) {}
-
 /// `errorfile <code> <file>`.
 pub(crate) fn check_errorfile(b: &Builder, stmt: &Stmt, out: &mut Out) {
     let file = stmt.word(2);
@@ -97,6 +94,3 @@ pub(crate) fn check_acl_files(b: &Builder, stmt: &Stmt, out: &mut Out) {
         }
     }
 }
-
-/// Files named inside small sections (userlist, http-errors): nothing opened while reading.
-pub(crate) fn check_section_files(_b: &Builder, _kind: &str, _stmt: &Stmt, _out: &mut Out) {}

@@ -63,7 +63,7 @@ impl Builder {
         match grammar().keyword(section, kw, self.version()) {
             KeywordLookup::Known(_) => true,
             KeywordLookup::Removed { message } => {
-                out.alert_at(stmt, 0, message);
+                out.removed(stmt, &message);
                 false
             }
             _ => {
@@ -139,13 +139,8 @@ impl Builder {
     }
 
     pub(crate) fn other_statement(&mut self, kind: &str, stmt: &Stmt, out: &mut Out) {
-        let Some(section) = SectionKind::from_word(kind) else { return };
-        if !self.known_keyword(section, kind, stmt, out) {
-            return;
-        }
-        if kind == "userlist" || kind == "http-errors" {
-            files::check_section_files(self, kind, stmt, out);
-        }
+        let Some(section) = SectionKind::from_name(kind) else { return };
+        self.known_keyword(section, kind, stmt, out);
     }
 }
 

@@ -231,6 +231,13 @@ impl Out<'_> {
         self.alert(Diagnostic::alert("config", &stmt.span_of(word), text));
     }
 
+    /// A removed keyword, with HAProxy's text (which carries its own separator).
+    pub fn removed(&mut self, stmt: &Stmt, message: &str) {
+        let args: Vec<&str> = stmt.args().iter().map(|w| w.text.as_str()).collect();
+        let text = crate::grammar::render_removed_message(message, &args);
+        self.alert(Diagnostic::alert("removed", &stmt.span(), text).with_frame(crate::check::Frame::ParsingJoined));
+    }
+
     pub fn warn_at(&mut self, stmt: &Stmt, word: usize, text: impl Into<String>) {
         self.warn(Diagnostic::warning("config", &stmt.span_of(word), text));
     }

@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 
 use crate::check::{Diagnostic, Frame, Span};
 use crate::config::ast::Stmt;
-use crate::grammar::{grammar, KeywordLookup, SectionKind};
+use crate::grammar::{grammar, KeywordLookup, Lookup, SectionKind};
 
 use super::address::{self, AddrContext};
 use super::global::{atoi, strip_modifier};
@@ -286,7 +286,7 @@ impl Builder {
         let version = self.version();
         match grammar().keyword(kind.section(), kw, version) {
             KeywordLookup::Known(_) => {}
-            KeywordLookup::Removed { message } => return out.alert_at(stmt, 0, message),
+            KeywordLookup::Removed { message } => return out.removed(stmt, &message),
             KeywordLookup::WrongSection { legal_in } if !legal_in.is_empty() => {
                 return self.wrong_capability(r, stmt, &legal_in, out);
             }
@@ -343,7 +343,7 @@ impl Builder {
             "timeout" => self.parse_timeout(r, stmt, out),
             "option" => self.parse_option(r, stmt, negated, out),
             "balance" => {
-                let ok = grammar().balance(&arg, self.version()).is_some();
+                let ok = matches!(grammar().balance(&arg, self.version()), Lookup::Known(_));
                 if !ok {
                     let text = "balance only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' options.";
                     return out.alert_at(stmt, 1, text);
@@ -477,13 +477,13 @@ impl Builder {
         let Some(proxy) = self.proxy_mut(r) else { return };
         let section = proxy.kind.section();
         match grammar().option(section, &name, self.version()) {
-            crate::grammar::OptionLookup::Known(info) => {
+            KeywordLookup::Known(info) => {
                 if negated && !info.negatable {
                     return out.alert_at(stmt, 1, format!("negation/default is not supported for option '{name}'."));
                 }
             }
-            crate::grammar::OptionLookup::Removed { message } => return out.alert(Diagnostic::alert("removed", &stmt.span_of(1), message).with_frame(Frame::ParsingTight)),
-            crate::grammar::OptionLookup::WrongSection => {
+            KeywordLookup::Removed { message } => return out.removed(stmt, &message),
+            KeywordLookup::WrongSection { .. } => {
                 let kind = proxy.kind;
                 if kind == ProxyKind::Defaults {
                     return;
@@ -492,8 +492,8 @@ impl Builder {
                 let text = format!("'option {name}' ignored because {} '{}' has no {cap} capability.", kind.type_str(), proxy.name);
                 return out.warn_at(stmt, 1, text);
             }
-            crate::grammar::OptionLookup::Unknown => {
-                let text = match grammar().suggest_option(section, &name, self.version()) {
+            KeywordLookup::Unknown | KeywordLookup::NotInVersion { .. } => {
+                let text = match grammar().suggest_option(&name, self.version()) {
                     Some(best) => format!("unknown option '{name}'; did you mean '{best}' maybe ?"),
                     None => format!("unknown option '{name}'."),
                 };
@@ -527,14 +527,15 @@ impl Builder {
         let mut unsupported = false;
         while i < stmt.words.len() {
             let opt = stmt.word(i);
-            let Some(nargs) = grammar().bind_option_args(opt, self.version()) else {
+            let Lookup::Known(info) = grammar().bind_option(opt, self.version()) else {
                 let text = match grammar().suggest_bind_option(opt, self.version()) {
                     Some(best) => format!("{context} : unknown keyword '{opt}'; did you mean '{best}' maybe ?"),
                     None => format!("{context} : unknown keyword '{opt}'."),
                 };
                 return out.alert_at(stmt, i, text);
             };
-            if i + nargs >= stmt.words.len() + usize::from(nargs == 0) && nargs > 0 {
+            let nargs = info.args.max_args().unwrap_or(1);
+            if nargs > 0 && i + nargs >= stmt.words.len() {
                 return out.alert_at(stmt, i, format!("{context} : '{opt}' : missing value."));
             }
             if matches!(opt, "crt" | "ca-file" | "crl-file" | "crt-list") {
@@ -587,7 +588,7 @@ impl Builder {
         let mut unsupported = Vec::new();
         while i < stmt.words.len() {
             let opt = stmt.word(i);
-            let Some(info) = grammar().server_option(opt, self.version()) else {
+            let Lookup::Known(info) = grammar().server_option(opt, self.version()) else {
                 let text = match grammar().suggest_server_option(opt, self.version()) {
                     Some(best) => format!("{ctx}unknown keyword '{opt}'; did you mean '{best}' maybe ?"),
                     None => format!("{ctx}unknown keyword '{opt}'."),
@@ -597,13 +598,12 @@ impl Builder {
             if is_default && !info.default_server {
                 return out.alert(located(format!("{ctx}'{opt}' option is not accepted in default-server sections")));
             }
-            let nargs = info.args;
-            if nargs > 0 && stmt.word(i + 1).is_empty() && i + 1 >= stmt.words.len() {
+            let nargs = info.args.max_args().unwrap_or(1);
+            if nargs > 0 && i + nargs >= stmt.words.len() {
                 return out.alert(located(format!("{ctx}'{opt}' expects an argument.")));
             }
             match opt {
                 "track" => track = Some(stmt.word(i + 1).to_string()),
-                "crt" | "ca-file" | "crl-file" => files::check_server_file(self, &ctx, stmt, i, out),
                 "check" | "inter" | "fastinter" | "downinter" | "rise" | "fall" | "port" | "addr" | "weight" | "maxconn" | "maxqueue" | "minconn" | "backup" | "disabled" | "enabled" | "slowstart" | "id" | "source" | "init-state" | "on-marked-down" | "on-marked-up" | "observe" | "error-limit" | "on-error" => {}
                 other => unsupported.push(other.to_string()),
             }
