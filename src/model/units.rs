@@ -224,7 +224,11 @@ pub fn parse_time(word: &str, default: TimeUnit) -> Result<TimeValue, UnitError>
         return Err(UnitError::of(Quantity::Time, UnitErrorKind::Overflow, word));
     }
     if result == 0 && value != 0 {
-        return Err(UnitError::of(Quantity::Time, UnitErrorKind::Underflow, word));
+        return Err(UnitError::of(
+            Quantity::Time,
+            UnitErrorKind::Underflow,
+            word,
+        ));
     }
     Ok(TimeValue {
         value: result as u32,
@@ -236,7 +240,10 @@ pub fn parse_time(word: &str, default: TimeUnit) -> Result<TimeValue, UnitError>
 /// 2.6's warning for characters after a time unit (`1s500ms`): `pos` is the byte offset of
 /// the first extra character.
 pub fn time_junk_warning(word: &str, pos: usize) -> String {
-    let ch = word.get(pos..).and_then(|s| s.chars().next()).unwrap_or('\0');
+    let ch = word
+        .get(pos..)
+        .and_then(|s| s.chars().next())
+        .unwrap_or('\0');
     format!(
         "unexpected character '{ch}' after the timer value '{word}', only \
          (us=microseconds,ms=milliseconds,s=seconds,m=minutes,h=hours,d=days) are supported. \
@@ -294,7 +301,10 @@ pub fn arg_time_error(keyword: &str, word: &str, err: &UnitError) -> String {
              (minimum non-null value is 1 ms)"
         ),
         UnitErrorKind::Unexpected { .. } => {
-            format!("unexpected character '{}' in argument to <{keyword}>.", err.ch())
+            format!(
+                "unexpected character '{}' in argument to <{keyword}>.",
+                err.ch()
+            )
         }
     }
 }
@@ -453,7 +463,13 @@ mod tests {
     #[test]
     fn uppercase_suffix_is_an_unexpected_character() {
         let e = parse_time("10S", TimeUnit::Ms).unwrap_err();
-        assert_eq!(e.kind, UnitErrorKind::Unexpected { ch: Some('S'), pos: 2 });
+        assert_eq!(
+            e.kind,
+            UnitErrorKind::Unexpected {
+                ch: Some('S'),
+                pos: 2
+            }
+        );
         assert_eq!(
             parse_proxy_timeout("connect", "10S").unwrap_err(),
             "unexpected character 'S' in 'timeout connect'"
@@ -506,9 +522,15 @@ mod tests {
         // `15min` is 15 minutes plus a warning about the 'i'
         let v = parse_time("15min", TimeUnit::Ms).unwrap();
         assert_eq!(v.millis(), 900_000);
-        assert!(v.warning.unwrap().starts_with("unexpected character 'i' after the timer value '15min'"));
+        assert!(v
+            .warning
+            .unwrap()
+            .starts_with("unexpected character 'i' after the timer value '15min'"));
         let v = parse_time("1s[", TimeUnit::Ms).unwrap();
-        assert!(v.warning.unwrap().starts_with("unexpected character '[' after the timer value '1s['"));
+        assert!(v
+            .warning
+            .unwrap()
+            .starts_with("unexpected character '[' after the timer value '1s['"));
         assert_eq!(parse_time("10s", TimeUnit::Ms).unwrap().warning, None);
     }
 
@@ -587,7 +609,10 @@ mod tests {
         assert_eq!(parse_int("-5").unwrap(), -5);
         assert!(matches!(
             parse_int("10k").unwrap_err().kind,
-            UnitErrorKind::Unexpected { ch: Some('k'), pos: 2 }
+            UnitErrorKind::Unexpected {
+                ch: Some('k'),
+                pos: 2
+            }
         ));
         assert!(parse_int("abc").is_err());
         assert!(parse_int("").is_err());
