@@ -280,8 +280,9 @@ impl AddrError {
         self.text.clone()
     }
 
-    /// True when 2.6's message carries its own newline, so that an alert printed with it
-    /// (`bind`, `server`, `log`, `nameserver`) is followed by an empty line.
+    /// True when 2.6's message carries its own newline, so that an alert that prints it
+    /// as is (`server`, `peer`, `log`, `nameserver`, proxy `source`, `dispatch`, `mailer`,
+    /// `usesrc`) is followed by an empty line. `bind` strips that newline first.
     pub fn blank_line_after(&self) -> bool {
         self.newline
     }
@@ -972,8 +973,8 @@ pub fn resolve_in(addr: &Addr, env: &dyn AddrEnv) -> Result<Vec<SocketAddr>, Res
 
 // ---- Messages framed as each keyword prints them -----------------------------------------
 
-/// `bind` in a proxy: `parsing [f:l] : 'bind' : <msg>` (then an empty line when
-/// [`AddrError::blank_line_after`]).
+/// `bind` in a proxy: `parsing [f:l] : 'bind' : <msg>`, never followed by an empty line
+/// (2.6 passes the message through `indent_msg`, which drops a single trailing newline).
 pub fn bind_error_message(err: &AddrError) -> String {
     format!("'bind' : {}", err.message())
 }
@@ -1017,11 +1018,61 @@ pub fn dispatch_error_message(err: &AddrError) -> String {
 }
 
 /// The error text of the server options `source` and `socks4` (`option` is the option
-/// word), raw as 2.6 builds it, trailing newline included. 2.6's server-option wrapper
-/// then prints it indented on its own line:
-/// `[f:l] : 'server b/s1' : \n  'source 1.2.3.4:abc' : invalid character ...\n  \n.`
+/// word), raw as 2.6 builds it, trailing newline(s) included.
 pub fn server_option_error_raw(option: &str, word: &str, err: &AddrError) -> String {
     format!("'{option} {word}' : {}\n", err.raw())
+}
+
+/// The message 2.6 prints (after the `[f:l] : 'server b/s' : ` frame) when the server
+/// option `source` or `socks4` is refused: the raw text through `indent_msg`, then a dot.
+/// A one-line text stays on the line (`'socks4 1.2.3.4' : missing port specification in
+/// '1.2.3.4'.`); a text with an inner newline becomes indented lines
+/// (`\n  'source 1.2.3.4:abc' : invalid character ...\n  \n.`).
+pub fn server_option_error_message(option: &str, word: &str, err: &AddrError) -> String {
+    format!(
+        "{}.",
+        indent_msg(&server_option_error_raw(option, word, err), 2)
+    )
+}
+
+/// The two alerts 2.6 prints when the address after `usesrc` is refused: the first framed
+/// by the server (`[f:l] : 'server b/s' : `, then an empty line when
+/// [`AddrError::blank_line_after`]), the second with no location at all.
+pub fn usesrc_error_messages(word: &str, err: &AddrError) -> (String, String) {
+    (
+        format!("'usesrc {word}' : {}", err.message()),
+        "error encountered while processing 'usesrc'.".to_string(),
+    )
+}
+
+/// HAProxy's `indent_msg`: a text without newline, or with only one at its end (then
+/// dropped), stays as it is; otherwise leading newlines are dropped and every line is
+/// put on a new line after `level` spaces.
+pub fn indent_msg(msg: &str, level: usize) -> String {
+    let lf = msg.matches('\n').count();
+    if lf == 0 {
+        return msg.to_string();
+    }
+    if lf == 1 && msg.ends_with('\n') {
+        return msg.trim_end_matches('\n').to_string();
+    }
+    let pad = " ".repeat(level);
+    let mut out = String::new();
+    let mut rest = msg.trim_start_matches('\n');
+    while !rest.is_empty() {
+        out.push('\n');
+        out.push_str(&pad);
+        // Each line takes at least one character, even a newline of an empty line.
+        let first_len = rest.chars().next().map_or(0, char::len_utf8);
+        let end = rest
+            .get(first_len..)
+            .and_then(|r| r.find('\n'))
+            .map_or(rest.len(), |p| p + first_len);
+        out.push_str(rest.get(..end).unwrap_or(""));
+        rest = rest.get(end..).unwrap_or("");
+        rest = rest.strip_prefix('\n').unwrap_or(rest);
+    }
+    out
 }
 
 /// `'server' expects <name> and <addr>[:<port>] as arguments.` (also for a word that
@@ -1477,6 +1528,11 @@ mod tests {
             "'server (null)/other' : invalid address: 'nosuch' in 'nosuch:1024'"
         );
         assert_eq!(one("1.2.3.5", Peer).ports, PortSpec::None);
+        // the local peer's address is then parsed as a listener
+        assert_eq!(
+            peers_listener_error_message("peer", "vm", &err("127.0.0.1", Bind)),
+            "'peer vm' : missing port specification in '127.0.0.1'"
+        );
         assert!(one("localhost:1024", Peer).resolved.is_some());
     }
 
@@ -1532,6 +1588,34 @@ mod tests {
             server_option_error_raw("source", "1.2.3.4:abc", &e),
             "'source 1.2.3.4:abc' : invalid character 'a' in port number 'abc' in '1.2.3.4:abc'\n\n"
         );
+        // as 2.6 printed it after `[f:l] : 'server b/s1' : `
+        assert_eq!(
+            server_option_error_message("source", "1.2.3.4:abc", &e),
+            "\n  'source 1.2.3.4:abc' : invalid character 'a' in port number 'abc' in \
+             '1.2.3.4:abc'\n  \n."
+        );
+        let e = err("1.2.3.4", Socks4);
+        assert_eq!(
+            server_option_error_message("socks4", "1.2.3.4", &e),
+            "'socks4 1.2.3.4' : missing port specification in '1.2.3.4'."
+        );
+        let e = err("1.2.3.4:+1", Usesrc);
+        assert_eq!(
+            usesrc_error_messages("1.2.3.4:+1", &e).0,
+            "'usesrc 1.2.3.4:+1' : port offset not permitted here in '1.2.3.4:+1'"
+        );
+        assert_eq!(
+            keyword_arg_error_message("source", "1.2.3.4:1-2", &err("1.2.3.4:1-2", ProxySource)),
+            "'source 1.2.3.4:1-2' : port range not permitted here in '1.2.3.4:1-2'"
+        );
+        assert_eq!(
+            keyword_arg_error_message("mailer", "mx", &err("1.2.3.4", Mailer)),
+            "'mailer mx' : missing port specification in '1.2.3.4'"
+        );
+        assert_eq!(
+            dispatch_error_message(&err("1.2.3.4", Dispatch)),
+            "'dispatch' : missing port specification in '1.2.3.4'"
+        );
         assert_eq!(
             err("nosuch:80", Source).message(),
             "invalid address: 'nosuch' in 'nosuch:80'"
@@ -1542,6 +1626,14 @@ mod tests {
             err("1.2.3.4:+1", Usesrc).kind,
             AddrErrorKind::PortOffsetNotPermitted
         );
+    }
+
+    #[test]
+    fn indent_msg_matches_haproxy() {
+        assert_eq!(indent_msg("one", 2), "one");
+        assert_eq!(indent_msg("one\n", 2), "one");
+        assert_eq!(indent_msg("a\nb", 2), "\n  a\n  b");
+        assert_eq!(indent_msg("\na\n\n", 2), "\n  a\n  \n");
     }
 
     #[test]
