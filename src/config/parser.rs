@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::check::{Diagnostic, Frame, Severity, Span};
 use crate::config::ast::{Ast, Section, Stmt};
-use crate::config::cond::{CondCtx, CondStack, Outcome, VarLookup};
+use crate::config::cond::{CondCtx, CondStack, Outcome, Stop, VarLookup};
 use crate::config::lexer::{self, LexCtx, Vars, Word};
 use crate::grammar::grammar;
 use crate::version::Version;
@@ -137,6 +137,7 @@ pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut
     let mut section_name = String::new();
     let mut fatal = 0u32;
     let mut last = 0u32;
+    let mut abort = false;
     for raw in &lines {
         last = raw.number;
         if fatal >= MAX_FATAL {
@@ -161,12 +162,21 @@ pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut
             let span = Span::new(file.clone(), raw.number, first.col, first.len);
             let args: Vec<String> = lexed.words[1..].iter().map(|w| w.text.clone()).collect();
             let ctx = CondCtx { version: opts.version, vars: &*vars };
-            match conds.handle(&directive, &args, &ctx) {
+            match conds.handle(raw.number, &directive, &args, &ctx) {
                 Ok(Outcome::Nothing) => {}
                 Ok(Outcome::Message(sev, text)) => diags.push(Diagnostic::new(sev, "directive", Some(span), Frame::ParsingTight, text)),
-                Err(text) => {
-                    diags.push(Diagnostic::new(Severity::Alert, "directive", Some(span), Frame::ParsingTight, text));
+                Err(err) => {
+                    diags.push(Diagnostic::new(Severity::Alert, "directive", Some(span), Frame::ParsingTight, err.message));
                     fatal += 1;
+                    match err.stop {
+                        Stop::Line => {}
+                        Stop::File => break,
+                        Stop::FileThenAbort => {
+                            abort = true;
+                            break;
+                        }
+                        Stop::Abort => return false,
+                    }
                 }
             }
             continue;
@@ -196,11 +206,11 @@ pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut
     if let Some(err) = missing_lf {
         diags.push(tight(file, last.max(1), 1, err.message()));
     }
-    if let Err((line, text)) = conds.finish() {
+    if let Err((line, text)) = conds.finish(last) {
         diags.push(tight(file, line, 1, text));
         return false;
     }
-    true
+    !abort
 }
 
 fn tight(file: &Arc<str>, line: u32, col: u32, text: String) -> Diagnostic {

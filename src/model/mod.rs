@@ -11,7 +11,6 @@ pub mod post;
 pub mod proxy;
 pub mod units;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -155,7 +154,7 @@ enum Current {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ProxyRef {
+pub(crate) enum ProxyRef {
     Defaults(usize),
     Proxy(usize),
 }
@@ -167,8 +166,6 @@ pub struct Builder {
     current: Current,
     /// The defaults a new proxy inherits when it names none: the last anonymous or named one.
     last_defaults: Option<usize>,
-    /// Named sections seen, by kind and name, for duplicate checks.
-    seen_sections: BTreeMap<(String, String), Span>,
 }
 
 impl Builder {
@@ -178,7 +175,6 @@ impl Builder {
             config: Config::default(),
             current: Current::None,
             last_defaults: None,
-            seen_sections: BTreeMap::new(),
         }
     }
 

@@ -7,8 +7,8 @@ use crate::grammar::{grammar, KeywordLookup, Lookup, SectionKind};
 
 use super::address::{self, AddrContext};
 use super::global::{atoi, strip_modifier};
-use super::units::{self, TimeUnit};
-use super::{files, Builder, Current, Out, ProxyRef};
+use super::units;
+use super::{files, Builder, Out, ProxyRef};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProxyKind {
@@ -400,8 +400,8 @@ impl Builder {
                         p.log_global = false;
                     }
                 } else {
-                    if let Err(text) = address::check_log_target(&arg) {
-                        return out.alert_at(stmt, 1, text);
+                    if let Err(e) = address::parse_addr(&arg, AddrContext::Log) {
+                        return out.alert_at(stmt, 1, address::log_error_message(&e));
                     }
                     if let Some(p) = self.proxy_mut(r) {
                         p.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect());
@@ -438,18 +438,14 @@ impl Builder {
             );
             return out.alert_at(stmt, 1, text);
         }
-        let value = stmt.word(2);
-        if value.is_empty() {
-            return out.alert_at(stmt, 0, format!("'timeout {name}' expects an integer value (in milliseconds)"));
-        }
-        let ms = match units::parse_time(value, TimeUnit::Ms) {
+        let ms = match units::parse_proxy_timeout(&name, stmt.word(2)) {
             Ok(t) => {
-                if let Some(w) = t.warning {
-                    out.warn_at(stmt, 2, w);
+                if let Some(w) = t.warning.clone() {
+                    out.warn(Diagnostic::warning("time-junk", &stmt.span_of(2), w).with_frame(Frame::Bare));
                 }
-                u64::from(t.ms)
+                t.millis()
             }
-            Err(e) => return out.alert_at(stmt, 2, units::timeout_error(&name, value, &e)),
+            Err(text) => return out.alert_at(stmt, 2, text),
         };
         if !stmt.word(3).is_empty() {
             return out.alert_at(stmt, 3, format!("'timeout {name}' cannot handle unexpected argument '{}'.", stmt.word(3)));
@@ -474,9 +470,10 @@ impl Builder {
 
     fn parse_option(&mut self, r: ProxyRef, stmt: &Stmt, negated: bool, out: &mut Out) {
         let name = stmt.word(1).to_string();
+        let version = self.version();
         let Some(proxy) = self.proxy_mut(r) else { return };
         let section = proxy.kind.section();
-        match grammar().option(section, &name, self.version()) {
+        match grammar().option(section, &name, version) {
             KeywordLookup::Known(info) => {
                 if negated && !info.negatable {
                     return out.alert_at(stmt, 1, format!("negation/default is not supported for option '{name}'."));
@@ -493,7 +490,7 @@ impl Builder {
                 return out.warn_at(stmt, 1, text);
             }
             KeywordLookup::Unknown | KeywordLookup::NotInVersion { .. } => {
-                let text = match grammar().suggest_option(&name, self.version()) {
+                let text = match grammar().suggest_option(&name, version) {
                     Some(best) => format!("unknown option '{name}'; did you mean '{best}' maybe ?"),
                     None => format!("unknown option '{name}'."),
                 };
@@ -618,17 +615,6 @@ impl Builder {
             p.default_server = options;
         } else {
             p.servers.push(Server { span: stmt.span(), name, addr, options, track, resolved: Vec::new() });
-        }
-    }
-}
-
-impl Builder {
-    /// Used by the builder: the proxy currently open, if any.
-    pub(crate) fn current_proxy(&self) -> Option<&Proxy> {
-        match &self.current {
-            Current::Proxy(Some(ProxyRef::Proxy(i))) => self.config.proxies.get(*i),
-            Current::Proxy(Some(ProxyRef::Defaults(i))) => self.config.defaults.get(*i),
-            _ => None,
         }
     }
 }
