@@ -280,7 +280,9 @@ pub fn lines(bytes: &[u8]) -> (Vec<RawLine<'_>>, Option<LexError>) {
     while pos < bytes.len() {
         // fgets: at most linesize - readbytes - 1 bytes, up to and including an LF.
         let maxread = linesize - readbytes - 1;
-        let window = bytes.get(pos..bytes.len().min(pos + maxread)).unwrap_or(&[]);
+        let window = bytes
+            .get(pos..bytes.len().min(pos + maxread))
+            .unwrap_or(&[]);
         pos += match window.iter().position(|&b| b == b'\n') {
             Some(k) => k + 1,
             None => window.len(),
@@ -349,7 +351,10 @@ pub fn split_line_tracked(line: &[u8], ctx: &LexCtx, buf: &mut OutBuf) -> Lexed 
         Some(n) => line.get(..n).unwrap_or(&[]),
         None => line,
     };
-    let start = line.iter().position(|&b| !is_space(b)).unwrap_or(line.len());
+    let start = line
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(line.len());
     if line.get(start) == Some(&b'[') {
         return scope(line, start, ctx.line);
     }
@@ -595,8 +600,9 @@ impl Pass {
                     s.truncate(end);
                     s
                 }
-                Err(e) => String::from_utf8_lossy(e.as_bytes().get(..end).unwrap_or(&[]))
-                    .into_owned(),
+                Err(e) => {
+                    String::from_utf8_lossy(e.as_bytes().get(..end).unwrap_or(&[])).into_owned()
+                }
             };
             if self.arg == MAX_WORDS - 1 {
                 self.too_many = Some((self.word_outpos + 1, text.clone()));
@@ -743,11 +749,9 @@ impl Pass {
         }
         if self.arg >= MAX_WORDS {
             let (pos, word) = self.too_many.take().unwrap_or_default();
-            lexed.errors.push(LexError::new(
-                LexErrorKind::TooManyWords(word),
-                pos,
-                lineno,
-            ));
+            lexed
+                .errors
+                .push(LexError::new(LexErrorKind::TooManyWords(word), pos, lineno));
             return lexed;
         }
         lexed.trailing_blank = self.trailing_blank;
@@ -980,12 +984,18 @@ mod tests {
         // On the last line: Missing LF at the NUL.
         let (ls, err) = lines(b".notice a\n.notice b\0c\n");
         assert_eq!(ls[1].text, b".notice b");
-        assert_eq!(err.unwrap().message(), "Missing LF on last line, file might have been truncated at position 10.");
+        assert_eq!(
+            err.unwrap().message(),
+            "Missing LF on last line, file might have been truncated at position 10."
+        );
         // With more lines after: that line is still parsed, then reading stops.
         let (ls, err) = lines(b".notice a\n.notice \"b\0c\"\n.notice d\n");
         assert_eq!(ls.len(), 2);
         let e = err.unwrap();
-        assert_eq!((e.line, e.message().as_str()), (2, "Stray NUL character at position 11."));
+        assert_eq!(
+            (e.line, e.message().as_str()),
+            (2, "Stray NUL character at position 11.")
+        );
         let (ls, err) = lines(b".notice a\n\0\n.notice x\n");
         assert_eq!(ls.len(), 2);
         assert_eq!(err.unwrap().message(), "Stray NUL character at position 1.");
@@ -993,7 +1003,10 @@ mod tests {
         let mut f = b".notice a\n.notice b\0".to_vec();
         f.extend(std::iter::repeat(b'y').take(3000));
         f.push(b'\n');
-        assert_eq!(lines(&f).1.unwrap().message(), "Stray NUL character at position 10.");
+        assert_eq!(
+            lines(&f).1.unwrap().message(),
+            "Stray NUL character at position 10."
+        );
         // split_line itself stops at a NUL too.
         assert_eq!(words(".notice a\0b"), [".notice", "a"]);
     }
@@ -1074,7 +1087,10 @@ mod tests {
             error(".notice a\\x4g"),
             "truncated or invalid hexadecimal sequence at position 10:\n  .notice a\\x4g\n           ^"
         );
-        assert_eq!(error(".notice a\\x4").lines().next().unwrap(), "truncated or invalid hexadecimal sequence at position 10:");
+        assert_eq!(
+            error(".notice a\\x4").lines().next().unwrap(),
+            "truncated or invalid hexadecimal sequence at position 10:"
+        );
         // Bytes that are not UTF-8 go through from_utf8_lossy; \x00 ends the word.
         assert_eq!(words("\\xc3\\xa9 \\xff a\\x00b"), ["é", "\u{fffd}", "a"]);
         // A line whose first word is empty is ignored.
@@ -1105,10 +1121,7 @@ mod tests {
 
     #[test]
     fn double_quotes_process_escapes_and_backslash_dollar() {
-        assert_eq!(
-            words("\"\\\"\\'\\#\\ \\$\\q\\x41\\t\""),
-            ["\"'# $\\qA\t"]
-        );
+        assert_eq!(words("\"\\\"\\'\\#\\ \\$\\q\\x41\\t\""), ["\"'# $\\qA\t"]);
     }
 
     #[test]
@@ -1168,7 +1181,10 @@ mod tests {
     #[test]
     fn braces_need_blanks_around_them() {
         assert_eq!(words("if {src 1.2.3.4}"), ["if", "{src", "1.2.3.4}"]);
-        assert_eq!(words("if { src 1.2.3.4 }"), ["if", "{", "src", "1.2.3.4", "}"]);
+        assert_eq!(
+            words("if { src 1.2.3.4 }"),
+            ["if", "{", "src", "1.2.3.4", "}"]
+        );
     }
 
     // §4 Environment variables
@@ -1203,7 +1219,10 @@ mod tests {
 
     #[test]
     fn word_expansion_splits_on_blanks() {
-        assert_eq!(words("setenv X \"${LIST[*]}\""), ["setenv", "X", "a", "b", "c"]);
+        assert_eq!(
+            words("setenv X \"${LIST[*]}\""),
+            ["setenv", "X", "a", "b", "c"]
+        );
         // Leading and trailing blanks in the value make empty words, as in 2.6.
         assert_eq!(words("\"${L[*]}\" x"), ["a", "b", "", "x"]);
         assert_eq!(words(".n \"${L2[*]}x\" y"), [".n", "", "ax", "y"]);
@@ -1214,14 +1233,20 @@ mod tests {
             error(".notice \"${X[*}\""),
             "truncated or invalid word expansion sequence at position 13:\n  .notice \"${X[*}\"\n              ^"
         );
-        assert_eq!(error(".notice \"${X[]}\"").lines().next().unwrap(), "truncated or invalid word expansion sequence at position 13:");
+        assert_eq!(
+            error(".notice \"${X[]}\"").lines().next().unwrap(),
+            "truncated or invalid word expansion sequence at position 13:"
+        );
     }
 
     #[test]
     fn word_expansion_pieces_share_the_token_span() {
         let l = lex("setenv X \"${LIST[*]}\" z");
         let spans: Vec<(u32, u32)> = l.words.iter().map(|w| (w.col, w.len)).collect();
-        assert_eq!(spans, [(1, 6), (8, 1), (10, 12), (10, 12), (10, 12), (23, 1)]);
+        assert_eq!(
+            spans,
+            [(1, 6), (8, 1), (10, 12), (10, 12), (10, 12), (23, 1)]
+        );
     }
 
     #[test]
@@ -1241,9 +1266,18 @@ mod tests {
             error(".notice \"$5\""),
             "forbidden first char in environment variable name at position 11:\n  .notice \"$5\"\n            ^"
         );
-        assert_eq!(error(".notice \"${5}\"").lines().next().unwrap(), "forbidden first char in environment variable name at position 12:");
-        assert_eq!(error(".notice \"$\"").lines().next().unwrap(), "forbidden first char in environment variable name at position 11:");
-        assert_eq!(error(".notice \"a$\"").lines().next().unwrap(), "forbidden first char in environment variable name at position 12:");
+        assert_eq!(
+            error(".notice \"${5}\"").lines().next().unwrap(),
+            "forbidden first char in environment variable name at position 12:"
+        );
+        assert_eq!(
+            error(".notice \"$\"").lines().next().unwrap(),
+            "forbidden first char in environment variable name at position 11:"
+        );
+        assert_eq!(
+            error(".notice \"a$\"").lines().next().unwrap(),
+            "forbidden first char in environment variable name at position 12:"
+        );
         assert_eq!(words("\"cost \\$5\""), ["cost $5"]);
     }
 
@@ -1253,7 +1287,10 @@ mod tests {
             error(".notice \"${X\""),
             "unmatched brace in environment variable name at position 11:\n  .notice \"${X\"\n            ^"
         );
-        assert_eq!(error(".notice \"${X y}\"").lines().next().unwrap(), "unmatched brace in environment variable name at position 11:");
+        assert_eq!(
+            error(".notice \"${X y}\"").lines().next().unwrap(),
+            "unmatched brace in environment variable name at position 11:"
+        );
     }
 
     #[test]
@@ -1285,7 +1322,10 @@ mod tests {
         v.set_if_absent("N", "6");
         v.set_if_absent("E", "7");
         v.set_if_absent("NEW", "8");
-        assert_eq!((v.get("N"), v.get("E"), v.get("NEW")), (Some("5"), Some(""), Some("8")));
+        assert_eq!(
+            (v.get("N"), v.get("E"), v.get("NEW")),
+            (Some("5"), Some(""), Some("8"))
+        );
         v.unset("N");
         assert!(!v.is_set("N"));
         v.reset_keeping(&["ONE", "NOPE"]);
@@ -1317,7 +1357,10 @@ mod tests {
                 " ".repeat(40)
             )
         );
-        let line = format!(".notice {} \"abc def ghi jkl mno pqr stu vwx", "x".repeat(60));
+        let line = format!(
+            ".notice {} \"abc def ghi jkl mno pqr stu vwx",
+            "x".repeat(60)
+        );
         assert_eq!(
             error(&line),
             format!(
@@ -1334,7 +1377,11 @@ mod tests {
             error(".notice \"${U-a}\" \"${U-b}\" \"c"),
             "unmatched quote at position 27:\n  .notice \"${U-a\n                            ^"
         );
-        let line = format!(".notice {} \"${{Z-abc}}\" \"{}", "a".repeat(90), "b".repeat(50));
+        let line = format!(
+            ".notice {} \"${{Z-abc}}\" \"{}",
+            "a".repeat(90),
+            "b".repeat(50)
+        );
         assert_eq!(
             error(&line),
             format!(
@@ -1365,10 +1412,17 @@ mod tests {
         // A comment first line grows the buffer too.
         let mut buf = OutBuf::new();
         assert!(split_line_tracked(b"# c", &ctx, &mut buf).errors.is_empty());
-        assert!(split_line_tracked(b".n \"${X-abc}\"", &ctx, &mut buf).errors.is_empty());
+        assert!(split_line_tracked(b".n \"${X-abc}\"", &ctx, &mut buf)
+            .errors
+            .is_empty());
         // A line longer than the buffer is parsed twice again.
         let long = format!(".n \"${{X-abc}}\" {}", "z".repeat(1100));
-        assert_eq!(split_line_tracked(long.as_bytes(), &ctx, &mut buf).errors.len(), 1);
+        assert_eq!(
+            split_line_tracked(long.as_bytes(), &ctx, &mut buf)
+                .errors
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -1376,13 +1430,28 @@ mod tests {
         let l = lex("  [ab]  # c");
         assert_eq!((l.scope.as_deref(), l.words.len()), (Some("ab"), 0));
         let e = &lex("[ ]").errors[0];
-        assert_eq!(e.message(), "character ' ' is not permitted in a scope name.");
+        assert_eq!(
+            e.message(),
+            "character ' ' is not permitted in a scope name."
+        );
         assert!(e.aborts());
         assert_eq!(e.frame(), Frame::Parsing);
-        assert_eq!(lex("[a/b]").errors[0].message(), "character '/' is not permitted in a scope name.");
-        assert_eq!(lex("[ab] x").errors[0].message(), "character 'x' is not permitted after scope declaration.");
-        assert_eq!(lex("[]").errors[0].message(), "empty scope name is forbidden.");
-        assert_eq!(lex("[ab").errors[0].message(), "empty scope name is forbidden.");
+        assert_eq!(
+            lex("[a/b]").errors[0].message(),
+            "character '/' is not permitted in a scope name."
+        );
+        assert_eq!(
+            lex("[ab] x").errors[0].message(),
+            "character 'x' is not permitted after scope declaration."
+        );
+        assert_eq!(
+            lex("[]").errors[0].message(),
+            "empty scope name is forbidden."
+        );
+        assert_eq!(
+            lex("[ab").errors[0].message(),
+            "empty scope name is forbidden."
+        );
     }
 
     #[test]
