@@ -438,7 +438,7 @@ fn c_strtol_base0(s: &str) -> Option<(&str, bool)> {
         .get(j..)
         .unwrap_or(&[])
         .iter()
-        .take_while(|&&c| (c as char).to_digit(radix).is_some())
+        .take_while(|&&c| (c as char).is_digit(radix))
         .count();
     if digits == 0 {
         return None;
@@ -1144,5 +1144,756 @@ impl CondStack {
             stop: Stop::Abort,
             crashes_haproxy: e.crashes_haproxy(ctx.version),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v26() -> Version {
+        Version::new(2, 6)
+    }
+
+    /// Test-only line splitter: blanks separate words, `"..."` groups, `#` starts a comment.
+    /// (The real lexer lives in lexer.rs; conditions only need this much.)
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let (mut quoted, mut in_word) = (false, false);
+        for c in line.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    in_word = true;
+                }
+                '#' if !quoted => break,
+                ' ' | '\t' if !quoted => {
+                    if in_word {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                    in_word = false;
+                }
+                _ => {
+                    cur.push(c);
+                    in_word = true;
+                }
+            }
+        }
+        if in_word {
+            out.push(cur);
+        }
+        out
+    }
+
+    /// Runs a config through the stack the way HAProxy's reader does and returns what it
+    /// prints: "LEVEL line: text", plain lines shown as "live line: keyword".
+    fn run_with(cfg: &str, version: Version, vars: &HashMap<String, String>) -> Vec<String> {
+        let ctx = CondCtx { version, vars };
+        let mut st = CondStack::new();
+        let mut out = Vec::new();
+        let mut last = 0;
+        for (n, text) in cfg.lines().enumerate() {
+            let line = n as u32 + 1;
+            last = line;
+            let w = words(text);
+            let Some(first) = w.first() else { continue };
+            if first.starts_with('.') {
+                match st.handle(line, first, &w[1..], &ctx) {
+                    Ok(Outcome::Nothing) => {}
+                    Ok(Outcome::Message(sev, m)) => {
+                        out.push(format!("{} {line}: {m}", sev.tag().trim_end()))
+                    }
+                    Err(e) => {
+                        out.push(format!("[ALERT] {line}: {}", e.message));
+                        match e.stop {
+                            Stop::Line => continue,
+                            Stop::File | Stop::FileThenAbort => break,
+                            Stop::Abort => return out,
+                        }
+                    }
+                }
+            } else if st.active() {
+                out.push(format!("live {line}: {first}"));
+            }
+        }
+        if let Err((line, m)) = st.finish(last) {
+            out.push(format!("[ALERT] {line}: {m}"));
+        }
+        out
+    }
+
+    fn run(cfg: &str) -> Vec<String> {
+        run_with(cfg, v26(), &HashMap::new())
+    }
+
+    fn cond_in(expr: &str, version: Version) -> Result<bool, CondError> {
+        let vars: HashMap<String, String> = [
+            ("SET".to_string(), "yes".to_string()),
+            ("EMPTY".to_string(), String::new()),
+        ]
+        .into_iter()
+        .collect();
+        let ctx = CondCtx {
+            version,
+            vars: &vars,
+        };
+        eval(&words(expr), &ctx)
+    }
+
+    fn cond(expr: &str) -> bool {
+        match cond_in(expr, v26()) {
+            Ok(v) => v,
+            Err(e) => panic!("{expr}: {}", e.message()),
+        }
+    }
+
+    fn err(expr: &str) -> String {
+        match cond_in(expr, v26()) {
+            Ok(v) => panic!("{expr} evaluated to {v}"),
+            Err(e) => e.render(".if"),
+        }
+    }
+
+    // --- constants and operators -----------------------------------------------------------
+
+    #[test]
+    fn empty_condition_is_false() {
+        assert!(!cond(""));
+        assert_eq!(run(".if\nmaxconn 1\n.endif\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn integers_follow_strtol_base_zero() {
+        assert!(cond("1"));
+        assert!(!cond("0"));
+        assert!(cond("-1"));
+        assert!(!cond("+0"));
+        assert!(cond("0x10"));
+        assert!(!cond("000"));
+        assert!(cond("99999999999999999999999"));
+    }
+
+    #[test]
+    fn negation_applies_to_terms_and_repeats() {
+        assert!(cond("!0"));
+        assert!(cond("! 0"));
+        assert!(cond("!!1"));
+        assert!(!cond("!1"));
+        assert!(cond("!(0)"));
+    }
+
+    #[test]
+    fn and_or_short_circuit_left_to_right() {
+        assert!(cond("1 && 1"));
+        assert!(!cond("1 && 0"));
+        assert!(cond("0 || 1"));
+        assert!(!cond("0 || 0"));
+        assert!(cond("1&&1||0"));
+        // The right side is not evaluated once the result is known, so its evaluation
+        // error does not surface.
+        assert!(cond("1 || openssl_version_atleast(junk)"));
+        assert!(!cond("0 && openssl_version_atleast(junk)"));
+    }
+
+    #[test]
+    fn and_binds_tighter_than_or() {
+        assert!(!cond("0 || 1 && 0"));
+        assert!(cond("1 || 0 && 0"));
+        assert!(cond("0 && 0 || 1"));
+        assert!(!cond("(1 || 0) && 0"));
+        assert!(cond("( 0 || 1 ) && ( 1 )"));
+    }
+
+    // --- predicates ------------------------------------------------------------------------
+
+    #[test]
+    fn defined_tests_presence_not_value() {
+        assert!(cond("defined(SET)"));
+        assert!(cond("defined(EMPTY)"));
+        assert!(!cond("defined(UNSET)"));
+        assert!(!cond("defined()"));
+        assert!(!cond("defined"));
+    }
+
+    #[test]
+    fn feature_matches_whole_plus_names_of_the_build() {
+        assert!(cond("feature(OPENSSL)"));
+        assert!(cond("feature(PCRE2_JIT)"));
+        assert!(cond("feature(EPOLL)"));
+        assert!(!cond("feature(QUIC)"));
+        assert!(!cond("feature(JIT)"));
+        assert!(!cond("feature(openssl)"));
+        assert!(cond("feature(OPENSSL +OT)"));
+    }
+
+    #[test]
+    fn feature_without_name_is_true_before_3_4_only() {
+        assert!(cond("feature()"));
+        assert_eq!(cond_in("feature()", Version::new(3, 4)), Ok(false));
+    }
+
+    #[test]
+    fn streq_and_strneq_compare_whole_strings() {
+        assert!(cond("streq(a,a)"));
+        assert!(!cond("streq(a,b)"));
+        assert!(cond("strneq(a,b)"));
+        assert!(!cond("strneq(a,a)"));
+        assert!(cond("streq(,)"));
+    }
+
+    #[test]
+    fn words_are_joined_with_one_space_so_spaces_stay_in_arguments() {
+        assert!(!cond("streq(a, a)"));
+        assert!(!cond("streq(\"a  b\",a b)"));
+        assert!(cond("streq(\"a  b\",\"a  b\")"));
+    }
+
+    #[test]
+    fn argument_parser_handles_its_own_quotes_and_escapes() {
+        let ctx_vars = HashMap::new();
+        let ctx = CondCtx {
+            version: v26(),
+            vars: &ctx_vars,
+        };
+        let w = |s: &str| vec![s.to_string()];
+        // words as the lexer delivers them (quotes already removed at that level)
+        assert_eq!(eval(&w("streq('a,b',\"a,b\")"), &ctx), Ok(true));
+        assert_eq!(eval(&w(r"streq(a\ b,a b)"), &ctx), Ok(true));
+        assert_eq!(eval(&w("streq(a\\tb,a\tb)"), &ctx), Ok(true));
+        assert_eq!(eval(&w(r"streq(a\qb,a\qb)"), &ctx), Ok(true));
+        assert_eq!(eval(&w("streq('x)','x)')"), &ctx), Ok(true));
+        assert_eq!(eval(&w(r"streq(a,a\)"), &ctx), Ok(false));
+        // a comma cannot be escaped: the backslash stays and the comma ends the argument
+        assert_eq!(
+            eval(&w(r"streq('a,b',a\,b)"), &ctx).map_err(|e| e.message()),
+            Err("expected ')' before ',b)' in argument 1 of predicate 'streq' used in conditional expression".to_string())
+        );
+    }
+
+    #[test]
+    fn version_atleast_treats_the_target_as_its_newest_patch_release() {
+        assert!(cond("version_atleast(2.6)"));
+        assert!(cond("version_atleast(2.6.12)"));
+        assert!(cond("version_atleast(2.6.999)"));
+        assert!(cond("version_atleast(2.4-dev19)"));
+        assert!(cond("version_atleast(2.6-dev1)"));
+        assert!(!cond("version_atleast(2.7)"));
+        assert!(!cond("version_atleast(3.0)"));
+        assert_eq!(
+            cond_in("version_atleast(3.0)", Version::new(3, 4)),
+            Ok(true)
+        );
+        // unparsable versions make compare fail with -3, which reads as "at least"
+        assert!(cond("version_atleast(abc)"));
+        assert!(cond("version_atleast()"));
+    }
+
+    #[test]
+    fn version_before_is_strict() {
+        assert!(cond("version_before(2.7)"));
+        assert!(cond("version_before(2.7-dev0)"));
+        assert!(!cond("version_before(2.6)"));
+        assert!(!cond("version_before(2.6.13)"));
+        assert!(!cond("version_before(2.5)"));
+        assert!(!cond("version_before(abc)"));
+    }
+
+    #[test]
+    fn split_version_reads_tags_and_commits() {
+        assert_eq!(split_version("1.2.1-pre2"), Some([1, 2, 1, 0, 2, 2, 0]));
+        assert_eq!(split_version("1.2.10.1"), Some([1, 2, 10, 1, 3, 0, 0]));
+        assert_eq!(split_version("1.5-dev18-43"), Some([1, 5, 0, 0, 1, 18, 43]));
+        assert_eq!(
+            split_version("2.4-dev18-f6818d-20"),
+            Some([2, 4, 0, 0, 1, 18, 20])
+        );
+        assert_eq!(split_version("2.6x"), None);
+        assert_eq!(split_version(""), None);
+    }
+
+    #[test]
+    fn openssl_version_predicates_compare_with_the_build_number() {
+        assert!(cond("openssl_version_atleast(1.1.1)"));
+        assert!(cond("openssl_version_atleast(3.0.0)"));
+        assert!(cond("openssl_version_atleast(3.0.0u)"));
+        assert!(!cond("openssl_version_atleast(3.0.0v)"));
+        assert!(!cond("openssl_version_atleast(3.0.1)"));
+        assert!(cond("openssl_version_atleast(3.0.0-beta1)"));
+        assert!(cond("openssl_version_before(3.0.23)"));
+        assert!(!cond("openssl_version_before(3.0.0)"));
+    }
+
+    #[test]
+    fn openssl_version_with_bad_argument_fails_at_evaluation() {
+        let e = cond_in("openssl_version_atleast(abc)", v26()).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "invalid argument to conditional expression predicate 'openssl_version_atleast': 'abc'"
+        );
+        assert_eq!(e.position(), 29);
+        assert!(e.crashes_haproxy(v26()));
+        assert!(!e.crashes_haproxy(Version::new(3, 4)));
+    }
+
+    #[test]
+    fn ssllib_name_startswith_tests_the_library_prefix() {
+        assert!(cond("ssllib_name_startswith(OpenSSL)"));
+        assert!(cond("ssllib_name_startswith()"));
+        assert!(!cond("ssllib_name_startswith(wolfSSL)"));
+        assert!(!cond("ssllib_name_startswith(openssl)"));
+    }
+
+    #[test]
+    fn strstr_finds_the_second_string_in_the_first() {
+        let v28 = Version::new(2, 8);
+        assert_eq!(cond_in("strstr(abc,b)", v28), Ok(true));
+        assert_eq!(cond_in("strstr(abc,d)", v28), Ok(false));
+        assert_eq!(cond_in("strstr(abc,)", v28), Ok(true));
+    }
+
+    #[test]
+    fn enabled_reports_the_default_runtime_options() {
+        let v28 = Version::new(2, 8);
+        assert_eq!(cond_in("enabled(EPOLL)", v28), Ok(true));
+        assert_eq!(cond_in("enabled(SPLICE)", v28), Ok(true));
+        assert_eq!(cond_in("enabled(KQUEUE)", v28), Ok(false));
+        assert_eq!(cond_in("enabled(SERVER-SSL-VERIFY-NONE)", v28), Ok(false));
+        assert_eq!(cond_in("enabled(NOPE)", v28), Ok(false));
+    }
+
+    #[test]
+    fn awslc_predicates_fail_on_a_build_without_aws_lc() {
+        let e = cond_in("awslc_api_atleast(35)", Version::new(3, 4)).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "invalid argument to conditional expression predicate 'awslc_api_atleast': '35'"
+        );
+        let e = cond_in("awslc_api_before(26)", Version::new(3, 3)).unwrap_err();
+        assert!(e.crashes_haproxy(Version::new(3, 3)));
+    }
+
+    #[test]
+    fn newer_predicates_are_unparsable_in_older_versions() {
+        for (expr, since) in [
+            ("strstr(a,b)", (2, 8)),
+            ("enabled(POLL)", (2, 8)),
+            ("awslc_api_before(1)", (3, 3)),
+        ] {
+            let before = Version::new(since.0, since.1 - 1);
+            let e = cond_in(expr, before).unwrap_err();
+            assert_eq!(
+                e.message(),
+                format!("unparsable conditional expression '{expr}'")
+            );
+            assert!(cond_in(expr, Version::new(since.0, since.1)).is_ok() || since == (3, 3));
+        }
+        // 2.6 knows openssl_* and ssllib_* although 3.3 first documents them.
+        assert!(cond_in("ssllib_name_startswith(x)", v26()).is_ok());
+        // fips_mode() is newer than 3.4.
+        assert!(cond_in("fips_mode()", Version::new(3, 4)).is_err());
+    }
+
+    // --- parse errors (texts checked against haproxy 2.6.12) -------------------------------
+
+    #[test]
+    fn unknown_predicate_is_unparsable() {
+        assert_eq!(
+            err("foo("),
+            "unparsable conditional expression 'foo(' in '.if' at position 1:\n  .if foo(\n      ^"
+        );
+    }
+
+    #[test]
+    fn missing_operand_after_operators() {
+        assert_eq!(
+            err("1 &&"),
+            "unparsable conditional expression '&&' in '.if' at position 3:\n  .if 1 &&\n        ^"
+        );
+        assert_eq!(
+            err("1 ||"),
+            "unparsable conditional expression '1 ||' in '.if' at position 3:\n  .if 1 ||\n        ^"
+        );
+        assert_eq!(
+            err("1 && !"),
+            "unparsable conditional expression '!' in '.if' at position 6:\n  .if 1 && !\n           ^"
+        );
+        assert_eq!(
+            err("!"),
+            "unparsable conditional expression '!' in '.if' at position 1:\n  .if !\n      ^"
+        );
+        assert_eq!(
+            err("- 1"),
+            "unparsable conditional expression '- 1' in '.if' at position 1:\n  .if - 1\n      ^"
+        );
+    }
+
+    #[test]
+    fn blank_only_condition_is_an_unparsable_sub_expression() {
+        let ctx_vars = HashMap::new();
+        let ctx = CondCtx {
+            version: v26(),
+            vars: &ctx_vars,
+        };
+        let e = eval(&[String::new(), String::new()], &ctx).unwrap_err();
+        assert_eq!(
+            e.render(".if"),
+            "unparsable conditional sub-expression ' ' in '.if' at position 1:\n  .if  \n      ^"
+        );
+    }
+
+    #[test]
+    fn parenthesis_errors() {
+        assert_eq!(
+            err("(1"),
+            "expected ')' after conditional expression '(1' in '.if' at position 1:\n  .if (1\n      ^"
+        );
+        assert_eq!(
+            err("( )"),
+            "unparsable conditional expression ')' in '.if' at position 3:\n  .if ( )\n        ^"
+        );
+        assert_eq!(
+            err("("),
+            "unparsable conditional expression '(' in '.if' at position 1:\n  .if (\n      ^"
+        );
+    }
+
+    #[test]
+    fn trailing_garbage_is_an_unexpected_character() {
+        assert_eq!(
+            err("1 2"),
+            "unexpected character '2' at the end of conditional expression '1 2' in '.if' at position 3:\n  .if 1 2\n        ^"
+        );
+        assert_eq!(
+            err("1abc"),
+            "unexpected character 'a' at the end of conditional expression '1abc' in '.if' at position 2:\n  .if 1abc\n       ^"
+        );
+        assert_eq!(
+            err("08"),
+            "unexpected character '8' at the end of conditional expression '08' in '.if' at position 2:\n  .if 08\n       ^"
+        );
+        // the predicate name ends at a space, so its arguments must touch it
+        assert_eq!(
+            err("defined (X)"),
+            "unexpected character '(' at the end of conditional expression 'defined (X)' in '.if' at position 9:\n  .if defined (X)\n              ^"
+        );
+    }
+
+    #[test]
+    fn argument_count_and_paren_errors() {
+        assert_eq!(
+            err("streq(a,b"),
+            "expected ')' in argument 1 of predicate 'streq' used in conditional expression in '.if' at position 10:\n  .if streq(a,b\n               ^"
+        );
+        assert_eq!(
+            err("streq()"),
+            "missing arguments (got 1/2), type 'string' expected in argument 1 of predicate 'streq' used in conditional expression in '.if' at position 7:\n  .if streq()\n            ^"
+        );
+        assert_eq!(
+            err("streq"),
+            "missing arguments (got 1/2), type 'string' expected in argument 1 of predicate 'streq' used in conditional expression in '.if' at position 6:\n  .if streq\n           ^"
+        );
+        assert_eq!(
+            err("defined(a,b) && 1"),
+            "expected ')' before ',b) && 1' in argument 1 of predicate 'defined' used in conditional expression in '.if' at position 10:\n  .if defined(a,b) && 1\n               ^"
+        );
+    }
+
+    #[test]
+    fn trailing_backslash_in_argument_fails_to_parse() {
+        let vars = HashMap::new();
+        let ctx = CondCtx {
+            version: v26(),
+            vars: &vars,
+        };
+        let e = eval(&["streq(a\\".to_string()], &ctx).unwrap_err();
+        assert_eq!(
+            e.render(".if"),
+            "failed to parse '\\' after 'a' as type 'string' at position 1 in argument 0 of predicate 'streq' used in conditional expression in '.if' at position 8:\n  .if streq(a\\\n             ^"
+        );
+    }
+
+    #[test]
+    fn long_expressions_are_cut_around_the_caret() {
+        let mut expr = String::new();
+        for i in 1..=12 {
+            expr.push_str(&format!("streq({i},x) && "));
+        }
+        expr.push_str("bad");
+        assert_eq!(
+            err(&expr),
+            "unparsable conditional expression 'bad' in '.if' at position 172:\n  .if ...) && streq(11,x) && streq(12,x) && bad...\n                                            ^"
+        );
+        let e = cond_in(&expr, v26()).unwrap_err();
+        assert_eq!(
+            e.render(".elif"),
+            "unparsable conditional expression 'bad' in '.elif' at position 172:\n  .elif ... && streq(11,x) && streq(12,x) && bad...\n                                             ^"
+        );
+    }
+
+    #[test]
+    fn recursion_budget_limits_long_chains() {
+        let ok = vec!["1"; 1022].join("&&");
+        assert!(cond(&ok));
+        let too_long = vec!["1"; 1023].join("&&");
+        assert_eq!(
+            cond_in(&too_long, v26()).unwrap_err().message(),
+            "unparsable conditional expression '1'"
+        );
+        let deep = format!("{}1{}", "(".repeat(400), ")".repeat(400));
+        assert!(cond_in(&deep, v26())
+            .unwrap_err()
+            .message()
+            .starts_with("unparsable conditional sub-expression '((("));
+    }
+
+    // --- nesting (config text) -------------------------------------------------------------
+
+    #[test]
+    fn if_else_picks_one_branch() {
+        let cfg = "global\n.if 0\n.notice \"a\"\n.else\n.notice \"b\"\n.endif\n";
+        assert_eq!(run(cfg), ["live 1: global", "[NOTICE] 5: 'b'."]);
+    }
+
+    #[test]
+    fn elif_chain_takes_first_true_branch_only() {
+        let cfg = "\
+.if 0
+  maxconn 1
+.elif 1
+  maxconn 2
+.elif 1
+  maxconn 3
+.else
+  maxconn 4
+.endif
+";
+        assert_eq!(run(cfg), ["live 4: maxconn"]);
+    }
+
+    #[test]
+    fn nested_blocks_inside_dead_branches_are_skipped_unevaluated() {
+        let cfg = "\
+.if 0
+  .if foo(
+    maxconn 1
+  .else
+    maxconn 2
+  .endif
+.elif 1
+  .if 1
+    maxconn 3
+  .elif bad(
+  .endif
+.endif
+";
+        assert_eq!(run(cfg), ["live 9: maxconn"]);
+    }
+
+    #[test]
+    fn dead_blocks_ignore_unknown_directives_and_alerts() {
+        let cfg = ".if 0\n.ifdef X\n.alert \"x\"\n.endif\n.notice \"after\"\n";
+        assert_eq!(run(cfg), ["[NOTICE] 5: 'after'."]);
+    }
+
+    #[test]
+    fn elif_error_is_reported_with_elif_caret() {
+        assert_eq!(
+            run(".if 0\n.elif foo(\n.endif\n"),
+            ["[ALERT] 2: unparsable conditional expression 'foo(' in '.elif' at position 1:\n  .elif foo(\n        ^"]
+        );
+        // a taken .if means the .elif is never parsed
+        assert_eq!(run(".if 1\n.elif foo(\n.endif\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unclosed_if_is_reported_at_the_last_line() {
+        let cfg = "global\n.if 1\n.notice \"a\"\n\n\n# comment\n";
+        assert_eq!(
+            run(cfg),
+            [
+                "live 1: global",
+                "[NOTICE] 3: 'a'.",
+                "[ALERT] 6: non-terminated '.if' block."
+            ]
+        );
+        let mut st = CondStack::new();
+        let vars = HashMap::new();
+        let ctx = CondCtx {
+            version: v26(),
+            vars: &vars,
+        };
+        assert!(st.handle(2, ".if", &[], &ctx).is_ok());
+        assert_eq!(st.open_if_line(), Some(2));
+    }
+
+    #[test]
+    fn lone_directives_are_fatal() {
+        assert_eq!(
+            run(".endif\n.notice \"after\"\n"),
+            ["[ALERT] 1: lone '.endif' with no matching '.if'."]
+        );
+        assert_eq!(
+            run(".else\n"),
+            ["[ALERT] 1: lone '.else' with no matching '.if'."]
+        );
+        assert_eq!(
+            run(".elif 1\n"),
+            ["[ALERT] 1: lone '.elif' with no matching '.if'."]
+        );
+    }
+
+    #[test]
+    fn else_closes_the_chain() {
+        assert_eq!(
+            run(".if 1\n.else\n.else\n.endif\n"),
+            ["[ALERT] 3: '.else' after '.else' is not permitted."]
+        );
+        assert_eq!(
+            run(".if 1\n.else\n.elif 1\n.endif\n"),
+            ["[ALERT] 3: '.elif' after '.else' is not permitted."]
+        );
+    }
+
+    #[test]
+    fn else_and_endif_take_no_argument_and_stop_the_file() {
+        assert_eq!(
+            run("global\n.if 1\n.else x\n.endif\n"),
+            [
+                "live 1: global",
+                "[ALERT] 3: Unexpected argument 'x' for '.else'.",
+                "[ALERT] 3: non-terminated '.if' block."
+            ]
+        );
+        let e = CondStack::new()
+            .handle(1, ".endif", &["x".to_string()], &ctx26())
+            .unwrap_err();
+        assert_eq!(e.message, "Unexpected argument 'x' for '.endif'.");
+        assert_eq!(e.stop, Stop::FileThenAbort);
+        // `.endif ""`: an empty first word is no argument for HAProxy
+        let mut st = CondStack::new();
+        st.handle(1, ".if", &[], &ctx26()).unwrap();
+        assert!(st.handle(2, ".endif", &[String::new()], &ctx26()).is_ok());
+    }
+
+    fn ctx26() -> CondCtx<'static> {
+        static EMPTY: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+        CondCtx {
+            version: v26(),
+            vars: EMPTY.get_or_init(HashMap::new),
+        }
+    }
+
+    #[test]
+    fn unknown_directive_stops_the_file() {
+        assert_eq!(
+            run(".ifdef X\n.notice \"after\"\n"),
+            ["[ALERT] 1: unknown directive '.ifdef'."]
+        );
+        let e = CondStack::new()
+            .handle(1, ".ifdef", &[], &ctx26())
+            .unwrap_err();
+        assert_eq!(e.stop, Stop::File);
+    }
+
+    #[test]
+    fn hundredth_nested_if_is_refused() {
+        let ok = ".if 0\n".repeat(99) + &".endif\n".repeat(99);
+        assert_eq!(run(&ok), Vec::<String>::new());
+        let cfg = ".if 1\n".repeat(100);
+        assert_eq!(
+            run(&cfg),
+            ["[ALERT] 100: too many nested '.if', max is 100."]
+        );
+    }
+
+    #[test]
+    fn condition_error_aborts_at_once() {
+        let e = CondStack::new()
+            .handle(1, ".if", &["foo(".to_string()], &ctx26())
+            .unwrap_err();
+        assert_eq!(e.stop, Stop::Abort);
+        assert!(!e.crashes_haproxy);
+        let e = CondStack::new()
+            .handle(
+                1,
+                ".if",
+                &["openssl_version_before(x)".to_string()],
+                &ctx26(),
+            )
+            .unwrap_err();
+        assert!(e.crashes_haproxy);
+    }
+
+    // --- message directives ----------------------------------------------------------------
+
+    #[test]
+    fn message_directives_report_their_severity() {
+        let cfg = ".diag \"d\"\n.notice \"n\"\n.warning \"w\"\n";
+        assert_eq!(
+            run(cfg),
+            ["[DIAG] 1: 'd'.", "[NOTICE] 2: 'n'.", "[WARNING] 3: 'w'."]
+        );
+    }
+
+    #[test]
+    fn alert_is_fatal_and_stops_everything() {
+        assert_eq!(
+            run(".alert \"boom\"\n.notice \"after\"\n.if 1\n"),
+            ["[ALERT] 1: 'boom'."]
+        );
+        assert_eq!(run(".alert\n"), ["[ALERT] 1: ''."]);
+    }
+
+    #[test]
+    fn message_without_argument_prints_empty_quotes() {
+        assert_eq!(run(".notice\n"), ["[NOTICE] 1: ''."]);
+    }
+
+    #[test]
+    fn message_with_two_words_asks_for_quotes_and_goes_on() {
+        assert_eq!(
+            run(".notice a b\n.notice c\n"),
+            [
+                "[ALERT] 1: Unexpected argument 'b' for '.notice'. Use quotes if the message should contain spaces.",
+                "[NOTICE] 2: 'c'."
+            ]
+        );
+        assert_eq!(
+            run(".alert a b\n"),
+            ["[ALERT] 1: Unexpected argument 'b' for '.alert'. Use quotes if the message should contain spaces."]
+        );
+    }
+
+    #[test]
+    fn comments_after_directives_are_ignored() {
+        assert_eq!(
+            run(".if 1 # why\nmaxconn 1\n.endif # end\n"),
+            ["live 2: maxconn"]
+        );
+    }
+
+    #[test]
+    fn variables_reach_the_condition_through_the_lexer() {
+        let vars: HashMap<String, String> = [("EDGE_TLS".to_string(), "yes".to_string())]
+            .into_iter()
+            .collect();
+        // the lexer has already replaced "$EDGE_TLS" by its value
+        let cfg = "\
+.if streq(yes,yes) && feature(OPENSSL)
+    .notice \"TLS listeners enabled\"
+.elif defined(FORCE_PLAIN)
+    .warning \"plain-text only\"
+.else
+    .diag \"nothing selected\"
+.endif
+.if defined(EDGE_TLS) && !defined(FORCE_PLAIN)
+    maxconn 1
+.endif
+";
+        assert_eq!(
+            run_with(cfg, v26(), &vars),
+            ["[NOTICE] 2: 'TLS listeners enabled'.", "live 9: maxconn"]
+        );
     }
 }
