@@ -138,19 +138,23 @@ pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut
     let mut fatal = 0u32;
     let mut last = 0u32;
     let mut abort = false;
+    // A scope error lets the reader go on only until the next keyword line.
+    let mut abort_at_next_keyword = false;
+    let mut buf = lexer::OutBuf::new();
     for raw in &lines {
         last = raw.number;
         if fatal >= MAX_FATAL {
             diags.push(tight(file, raw.number, 1, format!("too many fatal errors ({fatal}), stopping now.")));
             break;
         }
-        let lexed = lexer::split_line(raw.text, &LexCtx { vars, file, line: raw.number, section: &section_name });
+        let lexed = lexer::split_line_tracked(raw.text, &LexCtx { vars, file, line: raw.number, section: &section_name }, &mut buf);
         let mut line_fatal = false;
         for err in &lexed.errors {
             let sev = if err.is_fatal() { Severity::Alert } else { Severity::Warning };
             line_fatal |= err.is_fatal();
-            let span = Span::new(file.clone(), raw.number, err.pos as u32 + 1, 1);
-            diags.push(Diagnostic::new(sev, "lexical", Some(span), Frame::ParsingTight, err.message()));
+            abort_at_next_keyword |= err.aborts();
+            let span = Span::new(file.clone(), err.line, err.pos as u32 + 1, 1);
+            diags.push(Diagnostic::new(sev, "lexical", Some(span), err.frame(), err.message()));
         }
         if line_fatal {
             fatal += 1;
@@ -184,6 +188,9 @@ pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut
         if !conds.active() {
             continue;
         }
+        if abort_at_next_keyword {
+            return false;
+        }
         let stmt = Stmt { file: file.clone(), line: raw.number, words: lexed.words };
         let opens_section = grammar().section(stmt.keyword(), opts.version).is_some();
         if opens_section {
@@ -204,7 +211,8 @@ pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut
         }
     }
     if let Some(err) = missing_lf {
-        diags.push(tight(file, last.max(1), 1, err.message()));
+        let span = Span::new(file.clone(), err.line.max(last).max(1), err.pos as u32 + 1, 1);
+        diags.push(Diagnostic::new(Severity::Alert, "lexical", Some(span), err.frame(), err.message()));
     }
     if let Err((line, text)) = conds.finish(last) {
         diags.push(tight(file, line, 1, text));
