@@ -1866,6 +1866,27 @@ mod tests {
     }
 
     #[test]
+    fn empty_words_count_as_missing_arguments() {
+        // HAProxy tests the first character of the word, so "" is no argument at all.
+        assert_eq!(
+            run(".if 1\n.else \"\"\n.endif\n.notice a \"\" c\n"),
+            ["[NOTICE] 4: 'a'."]
+        );
+        // and a leading empty word only adds a space before the expression
+        assert_eq!(run(".if \"\" 1\nmaxconn 1\n.endif\n"), ["live 2: maxconn"]);
+    }
+
+    #[test]
+    fn nul_bytes_in_words_become_spaces() {
+        let vars = HashMap::new();
+        let ctx = CondCtx {
+            version: v26(),
+            vars: &vars,
+        };
+        assert_eq!(eval(&["streq(a\0b,a b)".to_string()], &ctx), Ok(true));
+    }
+
+    #[test]
     fn comments_after_directives_are_ignored() {
         assert_eq!(
             run(".if 1 # why\nmaxconn 1\n.endif # end\n"),
