@@ -6,12 +6,12 @@ use super::{Diagnostic, Severity, UNSUPPORTED};
 
 /// One line (or block) in HAProxy's format: `[ALERT]    (pid) : config : text`.
 pub fn haproxy_line(d: &Diagnostic, pid: u32) -> String {
-    format!("{} ({pid}) : config : {}", d.severity.tag(), d.haproxy_text())
+    format!("{:<10} ({pid}) : config : {}", d.severity.tag().trim_end(), d.haproxy_text())
 }
 
 /// A plain line with no location framing, in HAProxy's format.
 pub fn haproxy_plain(severity: Severity, pid: u32, text: &str) -> String {
-    format!("{} ({pid}) : config : {text}", severity.tag())
+    format!("{:<10} ({pid}) : config : {text}", severity.tag().trim_end())
 }
 
 /// The human form: `file:line:col: severity: message`, the line itself and a caret under

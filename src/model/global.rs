@@ -2,6 +2,7 @@
 use crate::config::ast::Stmt;
 use crate::grammar::{grammar, KeywordLookup, SectionKind};
 
+use super::address::{self, AddrContext};
 use super::files;
 use super::{Builder, Out};
 
@@ -26,6 +27,12 @@ pub struct Global {
     pub logs: Vec<Vec<String>>,
     pub crt_base: Option<String>,
     pub ca_base: Option<String>,
+    /// `stats socket` lines: each is a listener of its own.
+    pub stats_sockets: u32,
+    /// `localpeer`: the name of this process in `peers` sections.
+    pub localpeer: Option<String>,
+    /// A `peers` section names this process (`peer <localpeer> <addr>`): it listens.
+    pub local_peer_listens: bool,
     /// Whether a `program` section may be used (master-worker mode).
     pub has_program: Option<crate::check::Span>,
 }
@@ -100,6 +107,18 @@ impl Builder {
             "ca-base" => g.ca_base = Some(arg.to_string()),
             "log" => g.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect()),
             "tune.bufsize" => g.bufsize = Some(atoi(arg)),
+            "stats" if arg == "socket" => {
+                let target = stmt.word(2);
+                if target.is_empty() {
+                    return out.alert_at(stmt, 1, "'stats socket' in global section expects an address or a path to a UNIX socket");
+                }
+                match address::parse_addr(target, AddrContext::Bind) {
+                    Ok(_) => g.stats_sockets += 1,
+                    Err(e) => return out.alert_at(stmt, 2, address::keyword_arg_error_message("stats socket", target, &e)),
+                }
+                out.unsupported(stmt, "stats socket");
+            }
+            "localpeer" => g.localpeer = Some(arg.to_string()),
             "user" => match files::user_id(arg) {
                 Some(uid) => g.uid = Some(uid),
                 None => out.alert_at(stmt, 1, format!("cannot find user id for '{arg}' (0:Success)")),
@@ -140,8 +159,30 @@ impl Builder {
 
     pub(crate) fn other_statement(&mut self, kind: &str, stmt: &Stmt, out: &mut Out) {
         let Some(section) = SectionKind::from_name(kind) else { return };
-        self.known_keyword(section, kind, stmt, out);
+        if !self.known_keyword(section, kind, stmt, out) {
+            return;
+        }
+        match (kind, stmt.keyword()) {
+            ("resolvers", "nameserver") => {
+                let (name, target) = (stmt.word(1), stmt.word(2));
+                if let Err(e) = address::parse_addr(target, AddrContext::Nameserver) {
+                    out.alert_at(stmt, 2, address::nameserver_error_message(name, &e));
+                }
+            }
+            ("peers", "peer") | ("peers", "server") => {
+                let local = self.config.global.localpeer.clone().or_else(local_host_name);
+                if local.as_deref() == Some(stmt.word(1)) && !stmt.word(2).is_empty() {
+                    self.config.global.local_peer_listens = true;
+                }
+            }
+            _ => {}
+        }
     }
+}
+
+/// The host name, HAProxy's default local peer name.
+fn local_host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string())
 }
 
 /// HAProxy reads many integers with atoi(): leading digits, junk ignored, 0 when none.

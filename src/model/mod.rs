@@ -42,7 +42,7 @@ impl Config {
 
     /// Every listening address of every enabled proxy.
     pub fn has_listener(&self) -> bool {
-        self.proxies.iter().any(|p| !p.disabled && !p.binds.is_empty())
+        self.global.stats_sockets > 0 || self.global.local_peer_listens || self.proxies.iter().any(|p| !p.disabled && !p.binds.is_empty())
     }
 }
 

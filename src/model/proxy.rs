@@ -342,6 +342,7 @@ impl Builder {
             }
             "timeout" => self.parse_timeout(r, stmt, out),
             "option" => self.parse_option(r, stmt, negated, out),
+            "balance" if arg.is_empty() => {}
             "balance" => {
                 let ok = matches!(grammar().balance(&arg, self.version()), Lookup::Known(_));
                 if !ok {
@@ -415,6 +416,14 @@ impl Builder {
                 out.unsupported(stmt, kw);
             }
             "acl" => {
+                let criterion = stmt.word(2);
+                let fetch = criterion.split(['(', ',']).next().unwrap_or("");
+                // Only fetches the grammar knows from a later version are refused: the
+                // registry does not list every layer-7 fetch and ACL alias.
+                if let Lookup::NotInVersion { .. } = grammar().fetch(fetch, self.version()) {
+                    let text = format!("error detected while parsing ACL '{arg}' : unknown fetch method '{fetch}' in ACL expression '{criterion}'.");
+                    return out.alert_at(stmt, 2, text);
+                }
                 files::check_acl_files(self, stmt, out);
                 if let Some(p) = self.proxy_mut(r) {
                     p.acls.insert(arg);
