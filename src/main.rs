@@ -49,11 +49,21 @@ fn main() -> ExitCode {
 fn check_cond(expr: &str, opts: &cli::Options) -> i32 {
     let vars = Vars::from_process_env();
     let words: Vec<String> = expr.split_whitespace().map(str::to_string).collect();
-    match cond::eval(&words, &CondCtx { version: opts.target, vars: &vars }) {
+    match cond::eval(
+        &words,
+        &CondCtx {
+            version: opts.target,
+            vars: &vars,
+        },
+    ) {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(e) => {
-            eprintln!("[ALERT]    ({}) : config : Failed to evaluate condition: {}", std::process::id(), e.message());
+            eprintln!(
+                "[ALERT]    ({}) : config : Failed to evaluate condition: {}",
+                std::process::id(),
+                e.message()
+            );
             2
         }
     }
@@ -62,13 +72,25 @@ fn check_cond(expr: &str, opts: &cli::Options) -> i32 {
 fn load(opts: &cli::Options) -> model::Loaded {
     if let Some(dir) = &opts.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
-            eprintln!("[ALERT]    ({}) : Cannot chdir to {} : {}", std::process::id(), dir.display(), parser::io_reason(&e));
+            eprintln!(
+                "[ALERT]    ({}) : Cannot chdir to {} : {}",
+                std::process::id(),
+                dir.display(),
+                parser::io_reason(&e)
+            );
         }
     }
     let mut early = Vec::new();
     let files = parser::expand_paths(&opts.files, &mut early);
     let mut vars = Vars::from_process_env();
-    let mut loaded = model::load_files(&files, &mut vars, &LoadOptions { version: opts.target, base_dir: None });
+    let mut loaded = model::load_files(
+        &files,
+        &mut vars,
+        &LoadOptions {
+            version: opts.target,
+            base_dir: None,
+        },
+    );
     if !early.is_empty() {
         early.append(&mut loaded.diagnostics);
         loaded.diagnostics = early;
@@ -79,7 +101,14 @@ fn load(opts: &cli::Options) -> model::Loaded {
 fn check(opts: &cli::Options) -> i32 {
     let loaded = load(opts);
     let (mut err, mut out) = (std::io::stderr().lock(), std::io::stdout().lock());
-    let code = verdict::report(&loaded, opts.format, opts.quiet, opts.zero_warning, &mut err, &mut out);
+    let code = verdict::report(
+        &loaded,
+        opts.format,
+        opts.quiet,
+        opts.zero_warning,
+        &mut err,
+        &mut out,
+    );
     let _ = out.flush();
     code
 }
@@ -90,13 +119,31 @@ fn run(opts: &cli::Options) -> i32 {
     let (mut err, mut out) = (std::io::stderr().lock(), std::io::stdout().lock());
     let (v, _) = verdict::verdict(&loaded, opts.zero_warning);
     if v != verdict::Verdict::Valid {
-        return verdict::report(&loaded, opts.format, opts.quiet, opts.zero_warning, &mut err, &mut out);
+        return verdict::report(
+            &loaded,
+            opts.format,
+            opts.quiet,
+            opts.zero_warning,
+            &mut err,
+            &mut out,
+        );
     }
-    let unsupported: Vec<_> = loaded.diagnostics.iter().filter(|d| d.code == hapx::check::UNSUPPORTED).collect();
+    let unsupported: Vec<_> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == hapx::check::UNSUPPORTED)
+        .collect();
     let pid = std::process::id();
     for d in &unsupported {
-        let _ = writeln!(err, "[ALERT]    ({pid}) : config : {} Refusing to start.", d.haproxy_text());
+        let _ = writeln!(
+            err,
+            "[ALERT]    ({pid}) : config : {} Refusing to start.",
+            d.haproxy_text()
+        );
     }
-    let _ = writeln!(err, "[ALERT]    ({pid}) : config : the hapx runtime is not built yet; only '-c' is available.");
+    let _ = writeln!(
+        err,
+        "[ALERT]    ({pid}) : config : the hapx runtime is not built yet; only '-c' is available."
+    );
     1
 }

@@ -13,10 +13,24 @@ fn corpus_dir() -> PathBuf {
 /// The command prefix that cuts name resolution off, if this machine allows it.
 fn no_dns_wrapper(tmp: &Path) -> Vec<String> {
     let conf = tmp.join("resolv.conf");
-    if std::fs::write(&conf, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").is_err() {
+    if std::fs::write(
+        &conf,
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    )
+    .is_err()
+    {
         return Vec::new();
     }
-    let probe = Command::new("unshare").args(["-m", "sh", "-c", "mount --bind \"$1\" /etc/resolv.conf", "sh"]).arg(&conf).output();
+    let probe = Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" /etc/resolv.conf",
+            "sh",
+        ])
+        .arg(&conf)
+        .output();
     match probe {
         Ok(o) if o.status.success() => vec![
             "unshare".into(),
@@ -41,8 +55,15 @@ struct Expect {
 
 fn parse_expect(text: &str) -> Expect {
     let mut lines = text.lines();
-    let exit = lines.next().and_then(|l| l.strip_prefix("exit ")).and_then(|n| n.trim().parse().ok()).unwrap_or(-1);
-    let alert_lines = lines.filter(|l| l.starts_with("[ALERT]")).filter_map(location).collect();
+    let exit = lines
+        .next()
+        .and_then(|l| l.strip_prefix("exit "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(-1);
+    let alert_lines = lines
+        .filter(|l| l.starts_with("[ALERT]"))
+        .filter_map(location)
+        .collect();
     Expect { exit, alert_lines }
 }
 
@@ -85,7 +106,10 @@ fn corpus_verdicts_match_haproxy_2_6() {
     let (mut exit_mismatch, mut expected_alerts, mut matched_alerts) = (Vec::new(), 0usize, 0usize);
     let mut missed = Vec::new();
     for name in &names {
-        let expect = parse_expect(&std::fs::read_to_string(dir.join(name.replace(".cfg", ".expect"))).expect("expect file"));
+        let expect = parse_expect(
+            &std::fs::read_to_string(dir.join(name.replace(".cfg", ".expect")))
+                .expect("expect file"),
+        );
         let mut cmd = match wrap.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
@@ -96,18 +120,27 @@ fn corpus_verdicts_match_haproxy_2_6() {
             None => Command::new("env"),
         };
         cmd.args(["-i", "PATH=/usr/sbin:/usr/bin:/bin", "HOME=/tmp"]);
-        cmd.arg(env!("CARGO_BIN_EXE_hapx")).args(["-c", "--target-version", "2.6", "-f", name]).current_dir(&dir);
+        cmd.arg(env!("CARGO_BIN_EXE_hapx"))
+            .args(["-c", "--target-version", "2.6", "-f", name])
+            .current_dir(&dir);
         let out = cmd.output().expect("run hapx");
         let code = out.status.code().unwrap_or(-1);
         if code != expect.exit {
-            exit_mismatch.push(format!("{name}: hapx exit {code}, haproxy exit {}", expect.exit));
+            exit_mismatch.push(format!(
+                "{name}: hapx exit {code}, haproxy exit {}",
+                expect.exit
+            ));
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let got: BTreeSet<String> = stderr.lines().filter(|l| l.starts_with("[ALERT]")).filter_map(|l| {
-            // Skip the "(pid) : config : " framing to find the location.
-            let body = l.split_once(" : config : ").map(|(_, b)| b)?;
-            location(&format!("[ALERT] {body}"))
-        }).collect();
+        let got: BTreeSet<String> = stderr
+            .lines()
+            .filter(|l| l.starts_with("[ALERT]"))
+            .filter_map(|l| {
+                // Skip the "(pid) : config : " framing to find the location.
+                let body = l.split_once(" : config : ").map(|(_, b)| b)?;
+                location(&format!("[ALERT] {body}"))
+            })
+            .collect();
         for loc in &expect.alert_lines {
             expected_alerts += 1;
             if got.contains(loc) || known.contains(loc) {
@@ -128,6 +161,14 @@ fn corpus_verdicts_match_haproxy_2_6() {
     for m in missed.iter().take(60) {
         eprintln!("  alert not reproduced at {m}");
     }
-    assert!(exit_mismatch.is_empty(), "exit codes differ:\n{}", exit_mismatch.join("\n"));
-    assert!(ratio >= 0.95, "only {:.1}% of HAProxy's located alerts reproduced", ratio * 100.0);
+    assert!(
+        exit_mismatch.is_empty(),
+        "exit codes differ:\n{}",
+        exit_mismatch.join("\n")
+    );
+    assert!(
+        ratio >= 0.95,
+        "only {:.1}% of HAProxy's located alerts reproduced",
+        ratio * 100.0
+    );
 }

@@ -148,8 +148,12 @@ impl Diagnostic {
             (Some(s), Frame::ParsingTight) => {
                 format!("parsing [{}:{}]: {}", s.file, s.line, self.message)
             }
-            (Some(s), Frame::ParsingJoined) => format!("parsing [{}:{}]{}", s.file, s.line, self.message),
-            (Some(s), Frame::ParsingCapital) => format!("Parsing [{}:{}]: {}", s.file, s.line, self.message),
+            (Some(s), Frame::ParsingJoined) => {
+                format!("parsing [{}:{}]{}", s.file, s.line, self.message)
+            }
+            (Some(s), Frame::ParsingCapital) => {
+                format!("Parsing [{}:{}]: {}", s.file, s.line, self.message)
+            }
             (Some(s), Frame::Located) => format!("[{}:{}] : {}", s.file, s.line, self.message),
             _ => self.message.clone(),
         }

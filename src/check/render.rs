@@ -6,12 +6,19 @@ use super::{Diagnostic, Severity, UNSUPPORTED};
 
 /// One line (or block) in HAProxy's format: `[ALERT]    (pid) : config : text`.
 pub fn haproxy_line(d: &Diagnostic, pid: u32) -> String {
-    format!("{:<10} ({pid}) : config : {}", d.severity.tag().trim_end(), d.haproxy_text())
+    format!(
+        "{:<10} ({pid}) : config : {}",
+        d.severity.tag().trim_end(),
+        d.haproxy_text()
+    )
 }
 
 /// A plain line with no location framing, in HAProxy's format.
 pub fn haproxy_plain(severity: Severity, pid: u32, text: &str) -> String {
-    format!("{:<10} ({pid}) : config : {text}", severity.tag().trim_end())
+    format!(
+        "{:<10} ({pid}) : config : {text}",
+        severity.tag().trim_end()
+    )
 }
 
 /// The human form: `file:line:col: severity: message`, the line itself and a caret under
@@ -28,11 +35,19 @@ pub fn human(d: &Diagnostic, source_line: Option<&str>) -> String {
     let message = d.message.lines().next().unwrap_or("");
     match &d.span {
         Some(span) => {
-            let _ = writeln!(s, "{}:{}:{}: {sev}[{}]: {message}", span.file, span.line, span.col, d.code);
+            let _ = writeln!(
+                s,
+                "{}:{}:{}: {sev}[{}]: {message}",
+                span.file, span.line, span.col, d.code
+            );
             if let Some(line) = source_line {
                 let line = line.trim_end_matches(['\r', '\n']);
                 let _ = writeln!(s, "  {line}");
-                let pad: String = line.bytes().take(span.col.saturating_sub(1) as usize).map(|b| if b == b'\t' { '\t' } else { ' ' }).collect();
+                let pad: String = line
+                    .bytes()
+                    .take(span.col.saturating_sub(1) as usize)
+                    .map(|b| if b == b'\t' { '\t' } else { ' ' })
+                    .collect();
                 let _ = writeln!(s, "  {pad}{}", "^".repeat(span.len.max(1) as usize));
             }
         }
@@ -72,11 +87,26 @@ pub fn json(d: &Diagnostic) -> String {
         Severity::Notice => "notice",
         Severity::Diag => "diag",
     };
-    let mut s = format!("{{\"severity\":\"{sev}\",\"code\":\"{}\"", json_escape(d.code));
+    let mut s = format!(
+        "{{\"severity\":\"{sev}\",\"code\":\"{}\"",
+        json_escape(d.code)
+    );
     if let Some(span) = &d.span {
-        let _ = write!(s, ",\"file\":\"{}\",\"line\":{},\"column\":{},\"length\":{}", json_escape(&span.file), span.line, span.col, span.len);
+        let _ = write!(
+            s,
+            ",\"file\":\"{}\",\"line\":{},\"column\":{},\"length\":{}",
+            json_escape(&span.file),
+            span.line,
+            span.col,
+            span.len
+        );
     }
-    let _ = write!(s, ",\"message\":\"{}\",\"haproxy\":\"{}\"", json_escape(&d.message), json_escape(&d.haproxy_text()));
+    let _ = write!(
+        s,
+        ",\"message\":\"{}\",\"haproxy\":\"{}\"",
+        json_escape(&d.message),
+        json_escape(&d.haproxy_text())
+    );
     if let Some(hint) = &d.hint {
         let _ = write!(s, ",\"hint\":\"{}\"", json_escape(hint));
     }
@@ -86,7 +116,9 @@ pub fn json(d: &Diagnostic) -> String {
 
 /// Escapes a GitHub workflow command's data part.
 fn gh_escape(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn gh_prop(text: &str) -> String {
@@ -121,8 +153,14 @@ mod tests {
     use crate::check::{Frame, Span};
 
     fn diag() -> Diagnostic {
-        Diagnostic::new(Severity::Alert, "unknown-keyword", Some(Span::new("a.cfg".into(), 3, 5, 8)), Frame::Parsing, "unknown keyword 'maxconns' in 'global' section")
-            .with_hint("did you mean 'maxconn'?")
+        Diagnostic::new(
+            Severity::Alert,
+            "unknown-keyword",
+            Some(Span::new("a.cfg".into(), 3, 5, 8)),
+            Frame::Parsing,
+            "unknown keyword 'maxconns' in 'global' section",
+        )
+        .with_hint("did you mean 'maxconn'?")
     }
 
     #[test]
@@ -134,7 +172,10 @@ mod tests {
     fn human_format_marks_the_word_under_its_line() {
         let text = human(&diag(), Some("    maxconns 10\n"));
         assert!(text.starts_with("a.cfg:3:5: error[unknown-keyword]: unknown keyword"));
-        assert!(text.contains("\n      maxconns 10\n      ^^^^^^^^\n"), "{text}");
+        assert!(
+            text.contains("\n      maxconns 10\n      ^^^^^^^^\n"),
+            "{text}"
+        );
         assert!(text.contains("help: did you mean 'maxconn'?"));
     }
 

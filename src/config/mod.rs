@@ -1,1 +1,4 @@
-pub mod ast; pub mod cond; pub mod lexer; pub mod parser;
+pub mod ast;
+pub mod cond;
+pub mod lexer;
+pub mod parser;

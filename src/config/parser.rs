@@ -39,7 +39,11 @@ pub fn expand_paths(paths: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<PathB
         };
         let mut names: Vec<Vec<u8>> = entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().map(|t| t.is_file() || t.is_symlink()).unwrap_or(false))
+            .filter(|e| {
+                e.file_type()
+                    .map(|t| t.is_file() || t.is_symlink())
+                    .unwrap_or(false)
+            })
             .map(|e| e.file_name().into_encoded_bytes())
             .filter(|n| n.ends_with(b".cfg") && !n.starts_with(b"."))
             .collect();
@@ -58,7 +62,11 @@ fn open_error(path: &Path, e: &std::io::Error) -> Diagnostic {
         "cannot-open",
         None,
         Frame::Bare,
-        format!("Cannot open configuration file/directory {} : {}", path.display(), io_reason(e)),
+        format!(
+            "Cannot open configuration file/directory {} : {}",
+            path.display(),
+            io_reason(e)
+        ),
     )
 }
 
@@ -83,14 +91,27 @@ pub struct LineStatus {
 /// Receives live statements in order, one by one, as HAProxy's section parsers do: a
 /// section header (`opens_section`) or a keyword line under the current section.
 pub trait Sink {
-    fn on_line(&mut self, stmt: Stmt, opens_section: bool, diags: &mut Vec<Diagnostic>) -> LineStatus;
+    fn on_line(
+        &mut self,
+        stmt: Stmt,
+        opens_section: bool,
+        diags: &mut Vec<Diagnostic>,
+    ) -> LineStatus;
 }
 
 /// The plain syntax tree is itself a sink: it only records the lines.
 impl Sink for Ast {
-    fn on_line(&mut self, stmt: Stmt, opens_section: bool, _diags: &mut Vec<Diagnostic>) -> LineStatus {
+    fn on_line(
+        &mut self,
+        stmt: Stmt,
+        opens_section: bool,
+        _diags: &mut Vec<Diagnostic>,
+    ) -> LineStatus {
         if opens_section {
-            self.sections.push(Section { header: stmt, body: Vec::new() });
+            self.sections.push(Section {
+                header: stmt,
+                body: Vec::new(),
+            });
         } else if let Some(section) = self.sections.last_mut() {
             section.body.push(stmt);
         }
@@ -102,7 +123,13 @@ impl Sink for Ast {
 const MAX_FATAL: u32 = 50;
 
 /// Reads and parses every file in order into `sink`. Returns false when reading was aborted.
-pub fn parse_files(paths: &[PathBuf], opts: &ParseOptions, vars: &mut Vars, sink: &mut dyn Sink, diags: &mut Vec<Diagnostic>) -> bool {
+pub fn parse_files(
+    paths: &[PathBuf],
+    opts: &ParseOptions,
+    vars: &mut Vars,
+    sink: &mut dyn Sink,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
     for path in paths {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
@@ -120,16 +147,32 @@ pub fn parse_files(paths: &[PathBuf], opts: &ParseOptions, vars: &mut Vars, sink
 }
 
 /// Parses a whole file into a syntax tree (for tests, fuzzing and tools).
-pub fn parse_to_ast(file: &str, bytes: &[u8], opts: &ParseOptions, vars: &mut Vars, diags: &mut Vec<Diagnostic>) -> Ast {
+pub fn parse_to_ast(
+    file: &str,
+    bytes: &[u8],
+    opts: &ParseOptions,
+    vars: &mut Vars,
+    diags: &mut Vec<Diagnostic>,
+) -> Ast {
     let name: Arc<str> = Arc::from(file);
-    let mut ast = Ast { files: vec![name.clone()], sections: Vec::new() };
+    let mut ast = Ast {
+        files: vec![name.clone()],
+        sections: Vec::new(),
+    };
     parse_text(&name, bytes, opts, vars, &mut ast, diags);
     ast
 }
 
 /// Parses one file's bytes into `sink`. Every file starts outside any section.
 /// Returns false when reading must stop (an abort, as HAProxy's ERR_ABORT).
-pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut Vars, sink: &mut dyn Sink, diags: &mut Vec<Diagnostic>) -> bool {
+pub fn parse_text(
+    file: &Arc<str>,
+    bytes: &[u8],
+    opts: &ParseOptions,
+    vars: &mut Vars,
+    sink: &mut dyn Sink,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
     let (lines, missing_lf) = lexer::lines(bytes);
     let mut conds = CondStack::new();
     let mut in_section = false;
@@ -144,33 +187,74 @@ pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut
     for raw in &lines {
         last = raw.number;
         if fatal >= MAX_FATAL {
-            diags.push(tight(file, raw.number, 1, format!("too many fatal errors ({fatal}), stopping now.")));
+            diags.push(tight(
+                file,
+                raw.number,
+                1,
+                format!("too many fatal errors ({fatal}), stopping now."),
+            ));
             break;
         }
-        let lexed = lexer::split_line_tracked(raw.text, &LexCtx { vars, file, line: raw.number, section: &section_name }, &mut buf);
+        let lexed = lexer::split_line_tracked(
+            raw.text,
+            &LexCtx {
+                vars,
+                file,
+                line: raw.number,
+                section: &section_name,
+            },
+            &mut buf,
+        );
         let mut line_fatal = false;
         for err in &lexed.errors {
-            let sev = if err.is_fatal() { Severity::Alert } else { Severity::Warning };
+            let sev = if err.is_fatal() {
+                Severity::Alert
+            } else {
+                Severity::Warning
+            };
             line_fatal |= err.is_fatal();
             abort_at_next_keyword |= err.aborts();
             let span = Span::new(file.clone(), err.line, err.pos as u32 + 1, 1);
-            diags.push(Diagnostic::new(sev, "lexical", Some(span), err.frame(), err.message()));
+            diags.push(Diagnostic::new(
+                sev,
+                "lexical",
+                Some(span),
+                err.frame(),
+                err.message(),
+            ));
         }
         if line_fatal {
             fatal += 1;
             continue;
         }
-        let Some(first) = lexed.words.first() else { continue };
+        let Some(first) = lexed.words.first() else {
+            continue;
+        };
         if first.text.starts_with('.') {
             let directive = first.text.clone();
             let span = Span::new(file.clone(), raw.number, first.col, first.len);
             let args: Vec<String> = lexed.words[1..].iter().map(|w| w.text.clone()).collect();
-            let ctx = CondCtx { version: opts.version, vars: &*vars };
+            let ctx = CondCtx {
+                version: opts.version,
+                vars: &*vars,
+            };
             match conds.handle(raw.number, &directive, &args, &ctx) {
                 Ok(Outcome::Nothing) => {}
-                Ok(Outcome::Message(sev, text)) => diags.push(Diagnostic::new(sev, "directive", Some(span), Frame::ParsingTight, text)),
+                Ok(Outcome::Message(sev, text)) => diags.push(Diagnostic::new(
+                    sev,
+                    "directive",
+                    Some(span),
+                    Frame::ParsingTight,
+                    text,
+                )),
                 Err(err) => {
-                    diags.push(Diagnostic::new(Severity::Alert, "directive", Some(span), Frame::ParsingTight, err.message));
+                    diags.push(Diagnostic::new(
+                        Severity::Alert,
+                        "directive",
+                        Some(span),
+                        Frame::ParsingTight,
+                        err.message,
+                    ));
                     fatal += 1;
                     match err.stop {
                         Stop::Line => {}
@@ -191,14 +275,23 @@ pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut
         if abort_at_next_keyword {
             return false;
         }
-        let stmt = Stmt { file: file.clone(), line: raw.number, words: lexed.words };
+        let stmt = Stmt {
+            file: file.clone(),
+            line: raw.number,
+            words: lexed.words,
+        };
         let opens_section = grammar().section(stmt.keyword(), opts.version).is_some();
         if opens_section {
             section_name = stmt.keyword().to_string();
             in_section = true;
         } else if !in_section {
             let col = stmt.words.first().map_or(1, |w| w.col);
-            diags.push(tight(file, raw.number, col, format!("unknown keyword '{}' out of section.", stmt.keyword())));
+            diags.push(tight(
+                file,
+                raw.number,
+                col,
+                format!("unknown keyword '{}' out of section.", stmt.keyword()),
+            ));
             fatal += 1;
             continue;
         } else if section_name == "global" {
@@ -211,8 +304,19 @@ pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut
         }
     }
     if let Some(err) = missing_lf {
-        let span = Span::new(file.clone(), err.line.max(last).max(1), err.pos as u32 + 1, 1);
-        diags.push(Diagnostic::new(Severity::Alert, "lexical", Some(span), err.frame(), err.message()));
+        let span = Span::new(
+            file.clone(),
+            err.line.max(last).max(1),
+            err.pos as u32 + 1,
+            1,
+        );
+        diags.push(Diagnostic::new(
+            Severity::Alert,
+            "lexical",
+            Some(span),
+            err.frame(),
+            err.message(),
+        ));
     }
     if let Err((line, text)) = conds.finish(last) {
         diags.push(tight(file, line, 1, text));
@@ -222,7 +326,13 @@ pub fn parse_text(file: &Arc<str>, bytes: &[u8], opts: &ParseOptions, vars: &mut
 }
 
 fn tight(file: &Arc<str>, line: u32, col: u32, text: String) -> Diagnostic {
-    Diagnostic::new(Severity::Alert, "syntax", Some(Span::new(file.clone(), line, col, 1)), Frame::ParsingTight, text)
+    Diagnostic::new(
+        Severity::Alert,
+        "syntax",
+        Some(Span::new(file.clone(), line, col, 1)),
+        Frame::ParsingTight,
+        text,
+    )
 }
 
 /// `setenv`, `presetenv`, `unsetenv` and `resetenv` change the variables the following lines
@@ -231,7 +341,9 @@ fn apply_env_directive(stmt: &Stmt, vars: &mut Vars) {
     let args: Vec<&str> = stmt.args().iter().map(|w: &Word| w.text.as_str()).collect();
     match (stmt.keyword(), args.as_slice()) {
         ("setenv", [name, value]) if !name.is_empty() && !value.is_empty() => vars.set(name, value),
-        ("presetenv", [name, value]) if !name.is_empty() && !value.is_empty() => vars.set_if_absent(name, value),
+        ("presetenv", [name, value]) if !name.is_empty() && !value.is_empty() => {
+            vars.set_if_absent(name, value)
+        }
         ("unsetenv", names) => names.iter().for_each(|n| vars.unset(n)),
         ("resetenv", keep) => vars.reset_keeping(keep),
         _ => {}

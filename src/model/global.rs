@@ -21,6 +21,8 @@ pub struct Global {
     pub hard_stop_after_ms: Option<u64>,
     pub bufsize: Option<u32>,
     pub quiet: bool,
+    /// How many diagnostics came before `quiet` took effect.
+    pub quiet_from: Option<usize>,
     pub zero_warning: bool,
     pub expose_experimental: bool,
     /// `log` lines, kept as written (target and arguments) for the logging module.
@@ -38,7 +40,15 @@ pub struct Global {
 }
 
 /// Keywords accepting HAProxy's `no`/`default` prefixes.
-const NEGATABLE: &[&str] = &["option", "log", "busy-polling", "set-dumpable", "strict-limits", "insecure-fork-wanted", "numa-cpu-mapping"];
+const NEGATABLE: &[&str] = &[
+    "option",
+    "log",
+    "busy-polling",
+    "set-dumpable",
+    "strict-limits",
+    "insecure-fork-wanted",
+    "numa-cpu-mapping",
+];
 
 /// Applies the `no`/`default` prefix: returns the statement without it, or reports misuse.
 pub(crate) fn strip_modifier(stmt: &Stmt, out: &mut Out) -> Option<(Stmt, bool)> {
@@ -65,7 +75,13 @@ pub(crate) fn strip_modifier(stmt: &Stmt, out: &mut Out) -> Option<(Stmt, bool)>
 impl Builder {
     /// Looks a keyword up for `section`; reports unknown and removed keywords as HAProxy does.
     /// Returns true when the keyword exists here.
-    pub(crate) fn known_keyword(&self, section: SectionKind, section_word: &str, stmt: &Stmt, out: &mut Out) -> bool {
+    pub(crate) fn known_keyword(
+        &self,
+        section: SectionKind,
+        section_word: &str,
+        stmt: &Stmt,
+        out: &mut Out,
+    ) -> bool {
         let kw = stmt.keyword();
         match grammar().keyword(section, kw, self.version()) {
             KeywordLookup::Known(_) => true,
@@ -85,7 +101,9 @@ impl Builder {
     }
 
     pub(crate) fn global_statement(&mut self, stmt: &Stmt, out: &mut Out) {
-        let Some((stmt, _negated)) = strip_modifier(stmt, out) else { return };
+        let Some((stmt, _negated)) = strip_modifier(stmt, out) else {
+            return;
+        };
         let stmt = &stmt;
         if !self.known_keyword(SectionKind::Global, "global", stmt, out) {
             return;
@@ -95,17 +113,36 @@ impl Builder {
         match stmt.keyword() {
             "daemon" => g.daemon = true,
             "master-worker" => g.master_worker = true,
-            "quiet" => g.quiet = true,
+            "quiet" => {
+                g.quiet = true;
+                // Messages already printed stay; later ones are hidden.
+                g.quiet_from.get_or_insert(out.diags.len());
+            }
             "zero-warning" => g.zero_warning = true,
             "expose-experimental-directives" => g.expose_experimental = true,
+            "maxconn" if arg.is_empty() => {
+                out.alert_at(stmt, 0, "'maxconn' expects an integer argument.")
+            }
             "maxconn" => g.maxconn = Some(atoi(arg)),
-            "nbthread" => g.nbthread = Some(atoi(arg)),
+            "nbthread" => match arg.parse::<u32>() {
+                Ok(n) => g.nbthread = Some(n),
+                Err(_) => out.alert_at(
+                    stmt,
+                    1,
+                    format!("'nbthread' passed a missing or unparsable integer value in '{arg}'"),
+                ),
+            },
             "pidfile" => g.pidfile = Some(arg.to_string()),
             "chroot" => g.chroot = Some(arg.to_string()),
             "ulimit-n" => g.ulimit_n = Some(u64::from(atoi(arg))),
             "crt-base" => g.crt_base = Some(arg.to_string()),
             "ca-base" => g.ca_base = Some(arg.to_string()),
-            "log" => g.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect()),
+            "log" => match address::parse_addr(arg, AddrContext::Log) {
+                Ok(_) => g
+                    .logs
+                    .push(stmt.args().iter().map(|w| w.text.clone()).collect()),
+                Err(e) => out.alert_at(stmt, 1, address::log_error_message(&e)),
+            },
             "tune.bufsize" => g.bufsize = Some(atoi(arg)),
             "stats" if arg == "socket" => {
                 let target = stmt.word(2);
@@ -114,18 +151,32 @@ impl Builder {
                 }
                 match address::parse_addr(target, AddrContext::Bind) {
                     Ok(_) => g.stats_sockets += 1,
-                    Err(e) => return out.alert_at(stmt, 2, address::keyword_arg_error_message("stats socket", target, &e)),
+                    Err(e) => {
+                        return out.alert_at(
+                            stmt,
+                            2,
+                            address::keyword_arg_error_message("stats socket", target, &e),
+                        )
+                    }
                 }
                 out.unsupported(stmt, "stats socket");
             }
             "localpeer" => g.localpeer = Some(arg.to_string()),
             "user" => match files::user_id(arg) {
                 Some(uid) => g.uid = Some(uid),
-                None => out.alert_at(stmt, 1, format!("cannot find user id for '{arg}' (0:Success)")),
+                None => out.alert_at(
+                    stmt,
+                    1,
+                    format!("cannot find user id for '{arg}' (0:Success)"),
+                ),
             },
             "group" => match files::group_id(arg) {
                 Some(gid) => g.gid = Some(gid),
-                None => out.alert_at(stmt, 1, format!("cannot find group id for '{arg}' (0:Success)")),
+                None => out.alert_at(
+                    stmt,
+                    1,
+                    format!("cannot find group id for '{arg}' (0:Success)"),
+                ),
             },
             "uid" => g.uid = Some(atoi(arg)),
             "gid" => g.gid = Some(atoi(arg)),
@@ -135,13 +186,20 @@ impl Builder {
                     out.alert_at(
                         stmt,
                         1,
-                        format!("error in Lua file '{arg}': cannot open {arg}: {}", crate::config::parser::io_reason(&e)),
+                        format!(
+                            "error in Lua file '{arg}': cannot open {arg}: {}",
+                            crate::config::parser::io_reason(&e)
+                        ),
                     );
                 }
                 out.unsupported(stmt, stmt.keyword());
             }
             "setenv" | "presetenv" if stmt.word(1).is_empty() || stmt.word(2).is_empty() => {
-                out.alert_at(stmt, 0, format!("'{}' expects a name and a value.", stmt.keyword()));
+                out.alert_at(
+                    stmt,
+                    0,
+                    format!("'{}' expects a name and a value.", stmt.keyword()),
+                );
             }
             "setenv" | "presetenv" | "unsetenv" | "resetenv" => {}
             kw => out.unsupported(stmt, kw),
@@ -153,12 +211,16 @@ impl Builder {
         if kind == "program" {
             self.config.global.has_program.get_or_insert(stmt.span());
         }
-        self.config.other_sections.push((kind.to_string(), stmt.word(1).to_string(), stmt.span()));
+        self.config
+            .other_sections
+            .push((kind.to_string(), stmt.word(1).to_string(), stmt.span()));
         out.unsupported(stmt, kind);
     }
 
     pub(crate) fn other_statement(&mut self, kind: &str, stmt: &Stmt, out: &mut Out) {
-        let Some(section) = SectionKind::from_name(kind) else { return };
+        let Some(section) = SectionKind::from_name(kind) else {
+            return;
+        };
         if !self.known_keyword(section, kind, stmt, out) {
             return;
         }
@@ -170,7 +232,12 @@ impl Builder {
                 }
             }
             ("peers", "peer") | ("peers", "server") => {
-                let local = self.config.global.localpeer.clone().or_else(local_host_name);
+                let local = self
+                    .config
+                    .global
+                    .localpeer
+                    .clone()
+                    .or_else(local_host_name);
                 if local.as_deref() == Some(stmt.word(1)) && !stmt.word(2).is_empty() {
                     self.config.global.local_peer_listens = true;
                 }
@@ -182,11 +249,19 @@ impl Builder {
 
 /// The host name, HAProxy's default local peer name.
 fn local_host_name() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// HAProxy reads many integers with atoi(): leading digits, junk ignored, 0 when none.
 pub fn atoi(word: &str) -> u32 {
-    let digits: String = word.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().unwrap_or(if digits.is_empty() { 0 } else { u32::MAX })
+    let digits: String = word
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits
+        .parse()
+        .unwrap_or(if digits.is_empty() { 0 } else { u32::MAX })
 }

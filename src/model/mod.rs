@@ -9,6 +9,7 @@ pub mod files;
 pub mod global;
 pub mod post;
 pub mod proxy;
+pub mod rules;
 pub mod units;
 
 use std::net::SocketAddr;
@@ -42,7 +43,12 @@ impl Config {
 
     /// Every listening address of every enabled proxy.
     pub fn has_listener(&self) -> bool {
-        self.global.stats_sockets > 0 || self.global.local_peer_listens || self.proxies.iter().any(|p| !p.disabled && !p.binds.is_empty())
+        self.global.stats_sockets > 0
+            || self.global.local_peer_listens
+            || self
+                .proxies
+                .iter()
+                .any(|p| !p.disabled && !p.binds.is_empty())
     }
 }
 
@@ -56,7 +62,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> LoadOptions {
-        LoadOptions { version: Version::NEWEST, base_dir: None }
+        LoadOptions {
+            version: Version::NEWEST,
+            base_dir: None,
+        }
     }
 }
 
@@ -73,7 +82,9 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn has_alert(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Alert)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Alert)
     }
 }
 
@@ -81,7 +92,9 @@ impl Loaded {
 pub fn load_files(paths: &[PathBuf], vars: &mut Vars, opts: &LoadOptions) -> Loaded {
     let mut builder = Builder::new(opts.clone());
     let mut diags = Vec::new();
-    let popts = ParseOptions { version: opts.version };
+    let popts = ParseOptions {
+        version: opts.version,
+    };
     let mut failed_files = Vec::new();
     for path in paths {
         let before = diags.len();
@@ -96,7 +109,10 @@ pub fn load_files(paths: &[PathBuf], vars: &mut Vars, opts: &LoadOptions) -> Loa
         };
         let complete = parser::parse_text(&name, &bytes, &popts, vars, &mut builder, &mut diags);
         builder.end_file();
-        if diags[before..].iter().any(|d| d.severity == Severity::Alert) {
+        if diags[before..]
+            .iter()
+            .any(|d| d.severity == Severity::Alert)
+        {
             failed_files.push(name.to_string());
         }
         if !complete {
@@ -104,7 +120,12 @@ pub fn load_files(paths: &[PathBuf], vars: &mut Vars, opts: &LoadOptions) -> Loa
         }
     }
     let parse_ok = failed_files.is_empty();
-    let mut loaded = Loaded { config: builder.finish(&mut diags), diagnostics: diags, parse_failed: failed_files, post: post::PostVerdict::Ok };
+    let mut loaded = Loaded {
+        config: builder.finish(&mut diags),
+        diagnostics: diags,
+        parse_failed: failed_files,
+        post: post::PostVerdict::Ok,
+    };
     if parse_ok {
         loaded.post = post::check(&mut loaded.config, opts, &mut loaded.diagnostics);
     }
@@ -116,13 +137,26 @@ pub fn load_text(file: &str, text: &[u8], vars: &mut Vars, opts: &LoadOptions) -
     let mut builder = Builder::new(opts.clone());
     let mut diags = Vec::new();
     let name: std::sync::Arc<str> = std::sync::Arc::from(file);
-    parser::parse_text(&name, text, &ParseOptions { version: opts.version }, vars, &mut builder, &mut diags);
+    parser::parse_text(
+        &name,
+        text,
+        &ParseOptions {
+            version: opts.version,
+        },
+        vars,
+        &mut builder,
+        &mut diags,
+    );
     builder.end_file();
     let parse_ok = !diags.iter().any(|d| d.severity == Severity::Alert);
     let mut loaded = Loaded {
         config: builder.finish(&mut diags),
         diagnostics: diags,
-        parse_failed: if parse_ok { Vec::new() } else { vec![file.to_string()] },
+        parse_failed: if parse_ok {
+            Vec::new()
+        } else {
+            vec![file.to_string()]
+        },
         post: post::PostVerdict::Ok,
     };
     if parse_ok {
@@ -137,7 +171,11 @@ fn open_error(path: &Path, e: &std::io::Error) -> Diagnostic {
         "cannot-open",
         None,
         crate::check::Frame::Bare,
-        format!("Cannot open configuration file/directory {} : {}", path.display(), parser::io_reason(e)),
+        format!(
+            "Cannot open configuration file/directory {} : {}",
+            path.display(),
+            parser::io_reason(e)
+        ),
     )
 }
 
@@ -231,7 +269,10 @@ impl Out<'_> {
     pub fn removed(&mut self, stmt: &Stmt, message: &str) {
         let args: Vec<&str> = stmt.args().iter().map(|w| w.text.as_str()).collect();
         let text = crate::grammar::render_removed_message(message, &args);
-        self.alert(Diagnostic::alert("removed", &stmt.span(), text).with_frame(crate::check::Frame::ParsingJoined));
+        self.alert(
+            Diagnostic::alert("removed", &stmt.span(), text)
+                .with_frame(crate::check::Frame::ParsingJoined),
+        );
     }
 
     pub fn warn_at(&mut self, stmt: &Stmt, word: usize, text: impl Into<String>) {
@@ -253,8 +294,16 @@ impl Out<'_> {
 }
 
 impl Sink for Builder {
-    fn on_line(&mut self, stmt: Stmt, opens_section: bool, diags: &mut Vec<Diagnostic>) -> LineStatus {
-        let mut out = Out { diags, status: LineStatus::default() };
+    fn on_line(
+        &mut self,
+        stmt: Stmt,
+        opens_section: bool,
+        diags: &mut Vec<Diagnostic>,
+    ) -> LineStatus {
+        let mut out = Out {
+            diags,
+            status: LineStatus::default(),
+        };
         if opens_section {
             self.open_section(&stmt, &mut out);
         } else {
@@ -269,7 +318,15 @@ impl Builder {
         match stmt.keyword() {
             "global" => {
                 if !stmt.word(1).is_empty() {
-                    out.alert_at(stmt, 1, format!("'{}' cannot handle unexpected argument '{}'.", stmt.keyword(), stmt.word(1)));
+                    out.alert_at(
+                        stmt,
+                        1,
+                        format!(
+                            "'{}' cannot handle unexpected argument '{}'.",
+                            stmt.keyword(),
+                            stmt.word(1)
+                        ),
+                    );
                 }
                 self.current = Current::Global;
             }

@@ -58,11 +58,17 @@ impl ProxyKind {
     }
 
     pub fn is_frontend(self) -> bool {
-        matches!(self, ProxyKind::Frontend | ProxyKind::Listen | ProxyKind::Defaults)
+        matches!(
+            self,
+            ProxyKind::Frontend | ProxyKind::Listen | ProxyKind::Defaults
+        )
     }
 
     pub fn is_backend(self) -> bool {
-        matches!(self, ProxyKind::Backend | ProxyKind::Listen | ProxyKind::Defaults)
+        matches!(
+            self,
+            ProxyKind::Backend | ProxyKind::Listen | ProxyKind::Defaults
+        )
     }
 }
 
@@ -178,7 +184,8 @@ impl Proxy {
 
 /// Characters HAProxy allows in proxy and server names.
 pub fn invalid_char(name: &str) -> Option<char> {
-    name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
 }
 
 impl Builder {
@@ -198,15 +205,30 @@ impl Builder {
         let mut name = a1;
         if kind != ProxyKind::Defaults {
             if a1.is_empty() {
-                out.abort(Diagnostic::alert("proxy-header", &stmt.span(), format!("'{}' expects an <id> argument", stmt.keyword())));
+                out.abort(Diagnostic::alert(
+                    "proxy-header",
+                    &stmt.span(),
+                    format!("'{}' expects an <id> argument", stmt.keyword()),
+                ));
                 return None;
             }
             if let Some(c) = invalid_char(a1) {
-                out.alert_at(stmt, 1, format!("character '{c}' is not permitted in '{}' name '{a1}'.", stmt.keyword()));
+                out.alert_at(
+                    stmt,
+                    1,
+                    format!(
+                        "character '{c}' is not permitted in '{}' name '{a1}'.",
+                        stmt.keyword()
+                    ),
+                );
             }
             let clash = self.config.proxies.iter().find(|p| {
                 p.name == a1
-                    && if kind == ProxyKind::Frontend { p.kind.is_frontend() && p.kind != ProxyKind::Defaults } else { p.kind.is_backend() && p.kind != ProxyKind::Defaults }
+                    && if kind == ProxyKind::Frontend {
+                        p.kind.is_frontend() && p.kind != ProxyKind::Defaults
+                    } else {
+                        p.kind.is_backend() && p.kind != ProxyKind::Defaults
+                    }
                     || (p.name == a1 && kind == ProxyKind::Listen)
             });
             if let Some(p) = clash {
@@ -219,14 +241,29 @@ impl Builder {
                     p.span.file,
                     p.span.line
                 );
-                out.alert(Diagnostic::alert("duplicate-proxy", &stmt.span_of(1), text).with_frame(Frame::ParsingCapital));
+                out.alert(
+                    Diagnostic::alert("duplicate-proxy", &stmt.span_of(1), text)
+                        .with_frame(Frame::ParsingCapital),
+                );
             }
             if (!a2.is_empty() && (a3.is_empty() || a2 != "from")) || stmt.words.len() > 4 {
                 if stmt.words.len() > 4 {
-                    out.alert_at(stmt, 4, format!("'{}' cannot handle unexpected argument '{}'.", stmt.keyword(), stmt.word(4)));
+                    out.alert_at(
+                        stmt,
+                        4,
+                        format!(
+                            "'{}' cannot handle unexpected argument '{}'.",
+                            stmt.keyword(),
+                            stmt.word(4)
+                        ),
+                    );
                 }
                 if kind.is_frontend() {
-                    out.alert_at(stmt, 2, "please use the 'bind' keyword for listening addresses.");
+                    out.alert_at(
+                        stmt,
+                        2,
+                        "please use the 'bind' keyword for listening addresses.",
+                    );
                 }
                 return None;
             }
@@ -236,17 +273,38 @@ impl Builder {
             arg = 1;
             name = "";
         }
-        let mut base = if kind == ProxyKind::Defaults { None } else { self.last_defaults };
+        let mut base = if kind == ProxyKind::Defaults {
+            None
+        } else {
+            self.last_defaults
+        };
         if stmt.word(arg) == "from" {
             let wanted = stmt.word(arg + 1);
-            let found: Vec<usize> = self.config.defaults.iter().enumerate().filter(|(_, d)| d.name == wanted).map(|(i, _)| i).collect();
+            let found: Vec<usize> = self
+                .config
+                .defaults
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.name == wanted)
+                .map(|(i, _)| i)
+                .collect();
             let Some(&first) = found.last() else {
-                let text = format!("defaults section '{wanted}' not found for {} '{name}'.", kind.cap_str());
-                out.abort(Diagnostic::alert("defaults-not-found", &stmt.span_of(arg + 1), text));
+                let text = format!(
+                    "defaults section '{wanted}' not found for {} '{name}'.",
+                    kind.cap_str()
+                );
+                out.abort(Diagnostic::alert(
+                    "defaults-not-found",
+                    &stmt.span_of(arg + 1),
+                    text,
+                ));
                 return None;
             };
             if found.len() > 1 {
-                let (d1, d2) = (&self.config.defaults[found[0]], &self.config.defaults[found[1]]);
+                let (d1, d2) = (
+                    &self.config.defaults[found[0]],
+                    &self.config.defaults[found[1]],
+                );
                 let text = format!(
                     "ambiguous defaults section name '{wanted}' referenced by {} '{name}' exists at least at {}:{} and {}:{}.",
                     kind.cap_str(),
@@ -277,9 +335,13 @@ impl Builder {
 
     /// One keyword line in a proxy section.
     pub(crate) fn proxy_statement(&mut self, r: ProxyRef, stmt: &Stmt, out: &mut Out) {
-        let Some((stmt, negated)) = strip_modifier(stmt, out) else { return };
+        let Some((stmt, negated)) = strip_modifier(stmt, out) else {
+            return;
+        };
         let stmt = &stmt;
-        let Some(proxy) = self.proxy_mut(r) else { return };
+        let Some(proxy) = self.proxy_mut(r) else {
+            return;
+        };
         let kind = proxy.kind;
         let section_word = kind.cap_str();
         let kw = stmt.keyword();
@@ -303,19 +365,43 @@ impl Builder {
 
     /// A proxy keyword used where the proxy lacks the capability (HAProxy warns and ignores
     /// it), or in defaults where it is not allowed (fatal).
-    fn wrong_capability(&mut self, r: ProxyRef, stmt: &Stmt, legal_in: &[SectionKind], out: &mut Out) {
-        let Some(proxy) = self.proxy_mut(r) else { return };
+    fn wrong_capability(
+        &mut self,
+        r: ProxyRef,
+        stmt: &Stmt,
+        legal_in: &[SectionKind],
+        out: &mut Out,
+    ) {
+        let Some(proxy) = self.proxy_mut(r) else {
+            return;
+        };
         let kw = stmt.keyword().to_string();
         if proxy.kind == ProxyKind::Defaults {
-            return out.alert_at(stmt, 0, format!("'{kw}' not allowed in 'defaults' section."));
+            return out.alert_at(
+                stmt,
+                0,
+                format!("'{kw}' not allowed in 'defaults' section."),
+            );
         }
         let wants_backend = legal_in.contains(&SectionKind::Backend);
         let cap = if wants_backend { "backend" } else { "frontend" };
         if matches!(kw.as_str(), "server" | "server-template") {
-            let text = format!("parsing [{}:{}] : '{kw}' not allowed because {} '{}' has no {cap} capability.", stmt.file, stmt.line, proxy.kind.type_str(), proxy.name);
-            return out.alert(Diagnostic::alert("capability", &stmt.span(), text).with_frame(Frame::Located));
+            let text = format!(
+                "parsing [{}:{}] : '{kw}' not allowed because {} '{}' has no {cap} capability.",
+                stmt.file,
+                stmt.line,
+                proxy.kind.type_str(),
+                proxy.name
+            );
+            return out.alert(
+                Diagnostic::alert("capability", &stmt.span(), text).with_frame(Frame::Located),
+            );
         }
-        let text = format!("'{kw}' ignored because {} '{}' has no {cap} capability.", proxy.kind.type_str(), proxy.name);
+        let text = format!(
+            "'{kw}' ignored because {} '{}' has no {cap} capability.",
+            proxy.kind.type_str(),
+            proxy.name
+        );
         out.warn_at(stmt, 0, text);
     }
 
@@ -329,7 +415,9 @@ impl Builder {
                 let mode = match arg.as_str() {
                     "tcp" => Mode::Tcp,
                     "http" => Mode::Http,
-                    "health" if self.version() < crate::version::Version::new(2, 7) => return out.unsupported(stmt, "mode health"),
+                    "health" if self.version() < crate::version::Version::new(2, 7) => {
+                        return out.unsupported(stmt, "mode health")
+                    }
                     "log" if self.version() >= crate::version::Version::new(3, 1) => Mode::Log,
                     _ => return out.alert_at(stmt, 1, format!("unknown proxy mode '{arg}'.")),
                 };
@@ -366,6 +454,9 @@ impl Builder {
                     return out.alert_at(stmt, 0, format!("'{kw}' expects a backend name."));
                 }
                 if stmt.words.len() > 2 {
+                    if let Some(p) = self.proxy_ref(r) {
+                        super::rules::check_rule(self, p, stmt, out);
+                    }
                     out.unsupported(stmt, "use_backend with a condition");
                 }
                 if let Some(p) = self.proxy_mut(r) {
@@ -405,7 +496,8 @@ impl Builder {
                         return out.alert_at(stmt, 1, address::log_error_message(&e));
                     }
                     if let Some(p) = self.proxy_mut(r) {
-                        p.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect());
+                        p.logs
+                            .push(stmt.args().iter().map(|w| w.text.clone()).collect());
                     }
                 }
             }
@@ -424,9 +516,11 @@ impl Builder {
                     let text = format!("error detected while parsing ACL '{arg}' : unknown fetch method '{fetch}' in ACL expression '{criterion}'.");
                     return out.alert_at(stmt, 2, text);
                 }
-                files::check_acl_files(self, stmt, out);
-                if let Some(p) = self.proxy_mut(r) {
-                    p.acls.insert(arg);
+                // A failed ACL is not declared: later uses get "no such ACL", as in HAProxy.
+                if files::check_acl_files(self, stmt, out) {
+                    if let Some(p) = self.proxy_mut(r) {
+                        p.acls.insert(arg);
+                    }
                 }
                 out.unsupported(stmt, kw);
             }
@@ -434,13 +528,43 @@ impl Builder {
                 files::check_errorfile(self, stmt, out);
                 out.unsupported(stmt, kw);
             }
+            "tcp-request"
+            | "tcp-response"
+            | "http-request"
+            | "http-response"
+            | "http-after-response"
+            | "use-server" => {
+                if let Some(p) = self.proxy_ref(r) {
+                    super::rules::check_rule(self, p, stmt, out);
+                }
+                out.unsupported(stmt, kw);
+            }
             _ => out.unsupported(stmt, kw),
+        }
+    }
+
+    fn proxy_ref(&self, r: ProxyRef) -> Option<&Proxy> {
+        match r {
+            ProxyRef::Defaults(i) => self.config.defaults.get(i),
+            ProxyRef::Proxy(i) => self.config.proxies.get(i),
         }
     }
 
     fn parse_timeout(&mut self, r: ProxyRef, stmt: &Stmt, out: &mut Out) {
         let name = stmt.word(1).to_string();
-        let known = ["client", "server", "connect", "check", "queue", "http-keep-alive", "http-request", "tunnel", "tarpit", "client-fin", "server-fin"];
+        let known = [
+            "client",
+            "server",
+            "connect",
+            "check",
+            "queue",
+            "http-keep-alive",
+            "http-request",
+            "tunnel",
+            "tarpit",
+            "client-fin",
+            "server-fin",
+        ];
         if !known.contains(&name.as_str()) {
             let text = format!(
                 "'timeout' supports 'client', 'server', 'connect', 'check', 'queue', 'http-keep-alive', 'http-request', 'tunnel', 'tarpit', 'client-fin' and 'server-fin' (got '{name}')"
@@ -450,14 +574,24 @@ impl Builder {
         let ms = match units::parse_proxy_timeout(&name, stmt.word(2)) {
             Ok(t) => {
                 if let Some(w) = t.warning.clone() {
-                    out.warn(Diagnostic::warning("time-junk", &stmt.span_of(2), w).with_frame(Frame::Bare));
+                    out.warn(
+                        Diagnostic::warning("time-junk", &stmt.span_of(2), w)
+                            .with_frame(Frame::Bare),
+                    );
                 }
                 t.millis()
             }
             Err(text) => return out.alert_at(stmt, 2, text),
         };
         if !stmt.word(3).is_empty() {
-            return out.alert_at(stmt, 3, format!("'timeout {name}' cannot handle unexpected argument '{}'.", stmt.word(3)));
+            return out.alert_at(
+                stmt,
+                3,
+                format!(
+                    "'timeout {name}' cannot handle unexpected argument '{}'.",
+                    stmt.word(3)
+                ),
+            );
         }
         let Some(p) = self.proxy_mut(r) else { return };
         let t = &mut p.timeouts;
@@ -480,12 +614,18 @@ impl Builder {
     fn parse_option(&mut self, r: ProxyRef, stmt: &Stmt, negated: bool, out: &mut Out) {
         let name = stmt.word(1).to_string();
         let version = self.version();
-        let Some(proxy) = self.proxy_mut(r) else { return };
+        let Some(proxy) = self.proxy_mut(r) else {
+            return;
+        };
         let section = proxy.kind.section();
         match grammar().option(section, &name, version) {
             KeywordLookup::Known(info) => {
                 if negated && !info.negatable {
-                    return out.alert_at(stmt, 1, format!("negation/default is not supported for option '{name}'."));
+                    return out.alert_at(
+                        stmt,
+                        1,
+                        format!("negation/default is not supported for option '{name}'."),
+                    );
                 }
             }
             KeywordLookup::Removed { message } => return out.removed(stmt, &message),
@@ -494,8 +634,16 @@ impl Builder {
                 if kind == ProxyKind::Defaults {
                     return;
                 }
-                let cap = if kind.is_frontend() { "backend" } else { "frontend" };
-                let text = format!("'option {name}' ignored because {} '{}' has no {cap} capability.", kind.type_str(), proxy.name);
+                let cap = if kind.is_frontend() {
+                    "backend"
+                } else {
+                    "frontend"
+                };
+                let text = format!(
+                    "'option {name}' ignored because {} '{}' has no {cap} capability.",
+                    kind.type_str(),
+                    proxy.name
+                );
                 return out.warn_at(stmt, 1, text);
             }
             KeywordLookup::Unknown | KeywordLookup::NotInVersion { .. } => {
@@ -506,27 +654,44 @@ impl Builder {
                 return out.alert_at(stmt, 1, text);
             }
         }
-        let Some(proxy) = self.proxy_mut(r) else { return };
+        let Some(proxy) = self.proxy_mut(r) else {
+            return;
+        };
         if negated {
             proxy.options.remove(&name);
         } else {
             proxy.options.insert(name.clone());
         }
-        if !matches!(name.as_str(), "tcplog" | "dontlognull" | "redispatch" | "allbackups" | "log-separate-errors" | "tcp-check" | "tcpka" | "clitcpka" | "srvtcpka") {
+        if !matches!(
+            name.as_str(),
+            "tcplog"
+                | "dontlognull"
+                | "redispatch"
+                | "allbackups"
+                | "log-separate-errors"
+                | "tcp-check"
+                | "tcpka"
+                | "clitcpka"
+                | "srvtcpka"
+        ) {
             out.unsupported(stmt, &format!("option {name}"));
         }
     }
 
     fn parse_bind(&mut self, r: ProxyRef, stmt: &Stmt, out: &mut Out) {
         let addr_word = stmt.word(1);
-        let Some(proxy) = self.proxy_mut(r) else { return };
+        let Some(proxy) = self.proxy_mut(r) else {
+            return;
+        };
         let context = format!("'bind {addr_word}' in section '{}'", proxy.kind.cap_str());
         if addr_word.is_empty() {
             return out.alert_at(stmt, 0, format!("'{}' expects {{<path>|[addr1]:port1[-end1]}}{{,[addr]:port[-end]}}... as arguments.", stmt.keyword()));
         }
         let addrs = match address::parse_addr(addr_word, AddrContext::Bind) {
             Ok(a) => a,
-            Err(e) => return out.alert_at(stmt, 1, format!("'{}' : {}", stmt.keyword(), e.message())),
+            Err(e) => {
+                return out.alert_at(stmt, 1, format!("'{}' : {}", stmt.keyword(), e.message()))
+            }
         };
         let options: Vec<String> = stmt.words.iter().skip(2).map(|w| w.text.clone()).collect();
         let mut i = 2;
@@ -535,7 +700,9 @@ impl Builder {
             let opt = stmt.word(i);
             let Lookup::Known(info) = grammar().bind_option(opt, self.version()) else {
                 let text = match grammar().suggest_bind_option(opt, self.version()) {
-                    Some(best) => format!("{context} : unknown keyword '{opt}'; did you mean '{best}' maybe ?"),
+                    Some(best) => format!(
+                        "{context} : unknown keyword '{opt}'; did you mean '{best}' maybe ?"
+                    ),
                     None => format!("{context} : unknown keyword '{opt}'."),
                 };
                 return out.alert_at(stmt, i, text);
@@ -547,7 +714,10 @@ impl Builder {
             if matches!(opt, "crt" | "ca-file" | "crl-file" | "crt-list") {
                 files::check_cert_file(self, &context, stmt, i, out);
             }
-            if !matches!(opt, "name" | "backlog" | "maxconn" | "v4v6" | "v6only" | "interface") {
+            if !matches!(
+                opt,
+                "name" | "backlog" | "maxconn" | "v4v6" | "v6only" | "interface"
+            ) {
                 unsupported = true;
             }
             i += 1 + nargs;
@@ -557,30 +727,46 @@ impl Builder {
         }
         let span = stmt.span_of(1);
         if let Some(p) = self.proxy_mut(r) {
-            p.binds.push(Bind { span, addrs, options });
+            p.binds.push(Bind {
+                span,
+                addrs,
+                options,
+            });
         }
     }
 
     fn parse_server(&mut self, r: ProxyRef, stmt: &Stmt, out: &mut Out) {
         let kw = stmt.keyword();
         let is_default = kw == "default-server";
-        let Some(proxy) = self.proxy_mut(r) else { return };
+        let Some(proxy) = self.proxy_mut(r) else {
+            return;
+        };
         let pname = proxy.name.clone();
         let kind = proxy.kind;
         if !is_default && kind == ProxyKind::Defaults {
-            return out.alert_at(stmt, 0, format!("'{kw}' not allowed in 'defaults' section."));
+            return out.alert_at(
+                stmt,
+                0,
+                format!("'{kw}' not allowed in 'defaults' section."),
+            );
         }
         let name = stmt.word(1).to_string();
         let ctx = format!("'{kw} {pname}/{name}' : ");
-        let located = |text: String| Diagnostic::alert("server", &stmt.span(), text).with_frame(Frame::Located);
+        let located = |text: String| {
+            Diagnostic::alert("server", &stmt.span(), text).with_frame(Frame::Located)
+        };
         let mut i = 1;
         let mut addr = None;
         if !is_default {
             if stmt.word(2).is_empty() {
-                return out.alert(located(format!("{ctx}'{kw}' expects <name> and <addr>[:<port>] as arguments.")));
+                return out.alert(located(format!(
+                    "{ctx}'{kw}' expects <name> and <addr>[:<port>] as arguments."
+                )));
             }
             if let Some(c) = invalid_char(&name) {
-                return out.alert(located(format!("{ctx}character '{c}' is not permitted in {kw} name '{name}'.")));
+                return out.alert(located(format!(
+                    "{ctx}character '{c}' is not permitted in {kw} name '{name}'."
+                )));
             }
             let word = stmt.word(2);
             match address::parse_addr(word, AddrContext::Server) {
@@ -596,13 +782,17 @@ impl Builder {
             let opt = stmt.word(i);
             let Lookup::Known(info) = grammar().server_option(opt, self.version()) else {
                 let text = match grammar().suggest_server_option(opt, self.version()) {
-                    Some(best) => format!("{ctx}unknown keyword '{opt}'; did you mean '{best}' maybe ?"),
+                    Some(best) => {
+                        format!("{ctx}unknown keyword '{opt}'; did you mean '{best}' maybe ?")
+                    }
                     None => format!("{ctx}unknown keyword '{opt}'."),
                 };
                 return out.alert(located(text));
             };
             if is_default && !info.default_server {
-                return out.alert(located(format!("{ctx}'{opt}' option is not accepted in default-server sections")));
+                return out.alert(located(format!(
+                    "{ctx}'{opt}' option is not accepted in default-server sections"
+                )));
             }
             let nargs = info.args.max_args().unwrap_or(1);
             if nargs > 0 && i + nargs >= stmt.words.len() {
@@ -610,7 +800,10 @@ impl Builder {
             }
             match opt {
                 "track" => track = Some(stmt.word(i + 1).to_string()),
-                "check" | "inter" | "fastinter" | "downinter" | "rise" | "fall" | "port" | "addr" | "weight" | "maxconn" | "maxqueue" | "minconn" | "backup" | "disabled" | "enabled" | "slowstart" | "id" | "source" | "init-state" | "on-marked-down" | "on-marked-up" | "observe" | "error-limit" | "on-error" => {}
+                "check" | "inter" | "fastinter" | "downinter" | "rise" | "fall" | "port"
+                | "addr" | "weight" | "maxconn" | "maxqueue" | "minconn" | "backup"
+                | "disabled" | "enabled" | "slowstart" | "id" | "source" | "init-state"
+                | "on-marked-down" | "on-marked-up" | "observe" | "error-limit" | "on-error" => {}
                 other => unsupported.push(other.to_string()),
             }
             i += 1 + nargs;
@@ -618,12 +811,24 @@ impl Builder {
         if !unsupported.is_empty() {
             out.unsupported(stmt, &format!("{kw} option {}", unsupported.join(", ")));
         }
-        let options: Vec<String> = stmt.words.iter().skip(if is_default { 1 } else { 3 }).map(|w| w.text.clone()).collect();
+        let options: Vec<String> = stmt
+            .words
+            .iter()
+            .skip(if is_default { 1 } else { 3 })
+            .map(|w| w.text.clone())
+            .collect();
         let Some(p) = self.proxy_mut(r) else { return };
         if is_default {
             p.default_server = options;
         } else {
-            p.servers.push(Server { span: stmt.span(), name, addr, options, track, resolved: Vec::new() });
+            p.servers.push(Server {
+                span: stmt.span(),
+                name,
+                addr,
+                options,
+                track,
+                resolved: Vec::new(),
+            });
         }
     }
 }
