@@ -193,7 +193,8 @@ pub fn parse_text(
                 1,
                 format!("too many fatal errors ({fatal}), stopping now."),
             ));
-            break;
+            // The last line was not reached, so a missing final LF goes unnoticed.
+            return conds.finish(raw.number).is_ok();
         }
         let lexed = lexer::split_line_tracked(
             raw.text,

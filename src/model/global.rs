@@ -221,6 +221,10 @@ impl Builder {
         let Some(section) = SectionKind::from_name(kind) else {
             return;
         };
+        let Some((stmt, _negated)) = strip_modifier(stmt, out) else {
+            return;
+        };
+        let stmt = &stmt;
         if !self.known_keyword(section, kind, stmt, out) {
             return;
         }

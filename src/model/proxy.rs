@@ -259,11 +259,12 @@ impl Builder {
                     );
                 }
                 if kind.is_frontend() {
-                    out.alert_at(
-                        stmt,
-                        2,
+                    // HAProxy prints this alert without counting it as a fatal error.
+                    out.diags.push(Diagnostic::alert(
+                        "proxy-header",
+                        &stmt.span_of(2),
                         "please use the 'bind' keyword for listening addresses.",
-                    );
+                    ));
                 }
                 return None;
             }
@@ -759,8 +760,9 @@ impl Builder {
         let mut addr = None;
         if !is_default {
             if stmt.word(2).is_empty() {
+                // Said before the server exists, so without its name.
                 return out.alert(located(format!(
-                    "{ctx}'{kw}' expects <name> and <addr>[:<port>] as arguments."
+                    "'{kw}' expects <name> and <addr>[:<port>] as arguments."
                 )));
             }
             if let Some(c) = invalid_char(&name) {

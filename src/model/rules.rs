@@ -31,6 +31,9 @@ const BUILTIN_ACLS: &[&str] = &[
     "WAIT_END",
 ];
 
+/// The highest sticky counter a rule may track (HAProxy's default build has three).
+const MAX_TRACK_SC: u32 = 2;
+
 /// Index of the `if`/`unless` word that starts a rule's condition, if any.
 pub fn condition_start(stmt: &Stmt, from: usize) -> Option<usize> {
     (from..stmt.words.len()).find(|&i| matches!(stmt.word(i), "if" | "unless"))
@@ -74,6 +77,19 @@ pub(crate) fn check_rule(b: &Builder, proxy: &Proxy, stmt: &Stmt, out: &mut Out)
         "tcp-request" | "tcp-response" => 2,
         _ => 1,
     };
+    if first_action == 2 {
+        let n = stmt
+            .word(2)
+            .strip_prefix("track-sc")
+            .and_then(|n| n.parse::<u32>().ok());
+        if let Some(n) = n.filter(|&n| n > MAX_TRACK_SC) {
+            let rule = format!("{kw} {} {}", stmt.word(1), stmt.word(2));
+            let text = format!(
+                "'{rule}' : {n} track-sc number exceeding {MAX_TRACK_SC} (MAX_SESS_STKCTR-1) value"
+            );
+            return out.alert_at(stmt, 2, text);
+        }
+    }
     let Some(at) = condition_start(stmt, first_action) else {
         return;
     };
