@@ -222,14 +222,14 @@ impl Builder {
                     ),
                 );
             }
+            // HAProxy looks among frontends for a frontend or listen, among backends for a backend.
             let clash = self.config.proxies.iter().find(|p| {
                 p.name == a1
-                    && if kind == ProxyKind::Frontend {
-                        p.kind.is_frontend() && p.kind != ProxyKind::Defaults
+                    && if kind == ProxyKind::Backend {
+                        p.kind.is_backend()
                     } else {
-                        p.kind.is_backend() && p.kind != ProxyKind::Defaults
+                        p.kind.is_frontend()
                     }
-                    || (p.name == a1 && kind == ProxyKind::Listen)
             });
             if let Some(p) = clash {
                 let text = format!(
