@@ -480,6 +480,8 @@ pub struct Grammar {
     by_name: HashMap<&'static str, Vec<usize>>,
     /// First word of a multi-word family → its synthetic entry.
     families: HashMap<&'static str, usize>,
+    /// Keyword rows (families excluded) by their first word, so a family lookup needs no scan.
+    by_first_word: HashMap<&'static str, Vec<usize>>,
     bind: Vec<LineOption>,
     bind_idx: HashMap<&'static str, Vec<usize>>,
     server: Vec<LineOption>,
@@ -733,9 +735,15 @@ impl Grammar {
             });
         }
 
+        let mut by_first_word: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        for (i, k) in keywords.iter().enumerate().filter(|(_, k)| !k.family) {
+            let first = k.name.split(' ').next().unwrap_or(k.name);
+            by_first_word.entry(first).or_default().push(i);
+        }
         Ok(Grammar {
             sections,
             by_name,
+            by_first_word,
             families,
             bind_idx: index(&bind, |o| o.name),
             server_idx: index(&server, |o| o.name),
@@ -768,10 +776,10 @@ impl Grammar {
     pub fn keyword(&self, section: SectionKind, word: &str, v: Version) -> KeywordLookup<'_> {
         // A single word stands for itself and for the family it starts, if any.
         let rows: Vec<&KeywordInfo> = if !word.contains(' ') && self.families.contains_key(word) {
-            self.keywords
-                .iter()
-                .filter(|k| !k.family && (k.name == word || k.name.split(' ').next() == Some(word)))
-                .collect()
+            self.by_first_word
+                .get(word)
+                .map(|idx| idx.iter().filter_map(|&i| self.keywords.get(i)).collect())
+                .unwrap_or_default()
         } else {
             match self.by_name.get(word) {
                 Some(idx) => idx.iter().filter_map(|&i| self.keywords.get(i)).collect(),

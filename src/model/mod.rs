@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod rules;
 pub mod units;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -204,6 +205,9 @@ pub struct Builder {
     current: Current,
     /// The defaults a new proxy inherits when it names none: the last anonymous or named one.
     last_defaults: Option<usize>,
+    /// Proxies by name, among those with the frontend and the backend capability.
+    frontend_names: HashMap<String, usize>,
+    backend_names: HashMap<String, usize>,
 }
 
 impl Builder {
@@ -213,6 +217,8 @@ impl Builder {
             config: Config::default(),
             current: Current::None,
             last_defaults: None,
+            frontend_names: HashMap::new(),
+            backend_names: HashMap::new(),
         }
     }
 

@@ -223,14 +223,12 @@ impl Builder {
                 );
             }
             // HAProxy looks among frontends for a frontend or listen, among backends for a backend.
-            let clash = self.config.proxies.iter().find(|p| {
-                p.name == a1
-                    && if kind == ProxyKind::Backend {
-                        p.kind.is_backend()
-                    } else {
-                        p.kind.is_frontend()
-                    }
-            });
+            let names = if kind == ProxyKind::Backend {
+                &self.backend_names
+            } else {
+                &self.frontend_names
+            };
+            let clash = names.get(a1).and_then(|&i| self.config.proxies.get(i));
             if let Some(p) = clash {
                 let text = format!(
                     "{} '{}' has the same name as {} '{}' declared at {}:{}.",
@@ -329,8 +327,15 @@ impl Builder {
             self.last_defaults = Some(i);
             Some(ProxyRef::Defaults(i))
         } else {
+            let i = self.config.proxies.len();
+            if kind.is_frontend() {
+                self.frontend_names.entry(name.to_string()).or_insert(i);
+            }
+            if kind.is_backend() {
+                self.backend_names.entry(name.to_string()).or_insert(i);
+            }
             self.config.proxies.push(proxy);
-            Some(ProxyRef::Proxy(self.config.proxies.len() - 1))
+            Some(ProxyRef::Proxy(i))
         }
     }
 
