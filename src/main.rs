@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use hapx::check::verdict;
 use hapx::cli::{self, Mode};
 use hapx::config::cond::{self, CondCtx};
-use hapx::config::lexer::Vars;
+use hapx::config::lexer::{self, LexCtx, Vars};
 use hapx::config::parser;
 use hapx::model::{self, LoadOptions};
 
@@ -48,7 +48,24 @@ fn main() -> ExitCode {
 /// `-cc EXPR`: 0 when true, 1 when false, 2 on a syntax error (as HAProxy).
 fn check_cond(expr: &str, opts: &cli::Options) -> i32 {
     let vars = Vars::from_process_env();
-    let words: Vec<String> = expr.split_whitespace().map(str::to_string).collect();
+    // HAProxy splits the expression like a config line, except that `#` is not a comment.
+    let escaped = expr.replace('#', "\\#");
+    let ctx = LexCtx {
+        vars: &vars,
+        file: "",
+        line: 0,
+        section: "",
+    };
+    let lexed = lexer::split_line(escaped.as_bytes(), &ctx);
+    if let Some(e) = lexed.errors.first() {
+        eprintln!(
+            "[ALERT]    ({}) : config : Failed to evaluate condition: {}",
+            std::process::id(),
+            e.message()
+        );
+        return 2;
+    }
+    let words: Vec<String> = lexed.words.into_iter().map(|w| w.text).collect();
     match cond::eval(
         &words,
         &CondCtx {

@@ -35,6 +35,7 @@ pub fn check(config: &mut Config, _opts: &LoadOptions, diags: &mut Vec<Diagnosti
         }
     }
     cross_references(config, diags);
+    unsupported_modes(config, diags);
     if diags[before..]
         .iter()
         .any(|d| d.severity == Severity::Alert)
@@ -193,4 +194,32 @@ fn resolve_servers(config: &mut Config, diags: &mut Vec<Diagnostic>) -> bool {
         ));
     }
     failed
+}
+
+/// hapx runs TCP proxies only: any other mode a proxy ends up with cannot run yet.
+fn unsupported_modes(config: &Config, diags: &mut Vec<Diagnostic>) {
+    for p in config
+        .proxies
+        .iter()
+        .filter(|p| !p.disabled && p.mode != super::Mode::Tcp)
+    {
+        let word = if p.mode == super::Mode::Http {
+            "http"
+        } else {
+            "log"
+        };
+        let span = p.mode_span.clone().unwrap_or_else(|| p.span.clone());
+        let text = format!(
+            "'mode {word}' (in {} '{}') is not supported by hapx yet.",
+            p.kind.type_str(),
+            p.name
+        );
+        diags.push(Diagnostic::new(
+            Severity::Warning,
+            crate::check::UNSUPPORTED,
+            Some(span),
+            Frame::Parsing,
+            text,
+        ));
+    }
 }

@@ -121,6 +121,8 @@ pub struct Proxy {
     pub name: String,
     pub span: Span,
     pub mode: Mode,
+    /// Where the mode was set (in this proxy or the defaults it inherits).
+    pub mode_span: Option<Span>,
     pub disabled: bool,
     pub binds: Vec<Bind>,
     pub servers: Vec<Server>,
@@ -149,6 +151,7 @@ impl Proxy {
             name: name.to_string(),
             span,
             mode: Mode::Tcp,
+            mode_span: None,
             disabled: false,
             binds: Vec::new(),
             servers: Vec::new(),
@@ -427,11 +430,11 @@ impl Builder {
                     "log" if self.version() >= crate::version::Version::new(3, 1) => Mode::Log,
                     _ => return out.alert_at(stmt, 1, format!("unknown proxy mode '{arg}'.")),
                 };
-                if mode != Mode::Tcp {
-                    out.unsupported(stmt, &format!("mode {arg}"));
-                }
+                // Whether hapx can run it depends on the mode each proxy ends up with,
+                // which `post` reports (a defaults section's mode may be overridden).
                 if let Some(p) = self.proxy_mut(r) {
                     p.mode = mode;
+                    p.mode_span = Some(stmt.span());
                 }
             }
             "timeout" => self.parse_timeout(r, stmt, out),
