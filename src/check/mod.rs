@@ -139,6 +139,11 @@ impl Diagnostic {
         self
     }
 
+    /// An alert that fails the load (most do; see [`CONTINUE`]).
+    pub fn is_fatal(&self) -> bool {
+        self.severity == Severity::Alert && self.code != CONTINUE
+    }
+
     /// The text after `config : `, as HAProxy prints it.
     pub fn haproxy_text(&self) -> String {
         match (&self.span, self.frame) {
@@ -170,6 +175,9 @@ impl fmt::Display for Diagnostic {
         )
     }
 }
+
+/// An alert after which HAProxy goes on as if nothing failed ("already specified. Continuing.").
+pub const CONTINUE: Code = "alert-continue";
 
 /// The code of "valid HAProxy, but hapx cannot run it yet": never changes HAProxy's verdict.
 pub const UNSUPPORTED: Code = "unsupported";

@@ -36,18 +36,20 @@ fn is_haproxy(d: &Diagnostic) -> bool {
 /// The verdict, with the closing lines HAProxy prints for it (severity, text).
 pub fn verdict(loaded: &Loaded, zero_warning_flag: bool) -> (Verdict, Vec<(Severity, String)>) {
     let mut closing = Vec::new();
-    if !loaded.parse_failed.is_empty() || loaded.diagnostics.iter().any(|d| d.code == "cannot-open")
-    {
-        for file in loaded.parse_failed.iter().filter(|f| !f.is_empty()) {
+    if !loaded.parse_failed.is_empty() || loaded.aborted {
+        for file in &loaded.parse_failed {
             closing.push((
                 Severity::Alert,
                 format!("Error(s) found in configuration file : {file}"),
             ));
         }
-        closing.push((
-            Severity::Alert,
-            "Fatal errors found in configuration.".to_string(),
-        ));
+        // An aborted read ends without the summary line.
+        if !loaded.aborted {
+            closing.push((
+                Severity::Alert,
+                "Fatal errors found in configuration.".to_string(),
+            ));
+        }
         return (Verdict::Invalid, closing);
     }
     match loaded.post {

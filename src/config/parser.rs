@@ -215,7 +215,7 @@ pub fn parse_text(
             };
             line_fatal |= err.is_fatal();
             abort_at_next_keyword |= err.aborts();
-            let span = Span::new(file.clone(), err.line, err.pos as u32 + 1, 1);
+            let span = Span::new(file.clone(), err.line, (err.pos as u32).max(1), 1);
             diags.push(Diagnostic::new(
                 sev,
                 "lexical",
@@ -283,7 +283,13 @@ pub fn parse_text(
         };
         let opens_section = grammar().section(stmt.keyword(), opts.version).is_some();
         if opens_section {
-            section_name = stmt.keyword().to_string();
+            // `${.SECTION}` is the section's name when it has one, else its keyword.
+            section_name = if stmt.word(1).is_empty() {
+                stmt.keyword()
+            } else {
+                stmt.word(1)
+            }
+            .to_string();
             in_section = true;
         } else if !in_section {
             let col = stmt.words.first().map_or(1, |w| w.col);
@@ -308,7 +314,7 @@ pub fn parse_text(
         let span = Span::new(
             file.clone(),
             err.line.max(last).max(1),
-            err.pos as u32 + 1,
+            (err.pos as u32).max(1),
             1,
         );
         diags.push(Diagnostic::new(

@@ -1,4 +1,5 @@
 //! The `global` section and the sections that are checked by keyword only.
+use crate::check::Diagnostic;
 use crate::config::ast::Stmt;
 use crate::grammar::{grammar, KeywordLookup, SectionKind};
 
@@ -38,6 +39,56 @@ pub struct Global {
     /// Whether a `program` section may be used (master-worker mode).
     pub has_program: Option<crate::check::Span>,
 }
+
+/// Global keywords that take no argument (HAProxy refuses any).
+const NO_ARGUMENT: &[&str] = &[
+    "daemon",
+    "noepoll",
+    "nokqueue",
+    "noevports",
+    "nopoll",
+    "busy-polling",
+    "set-dumpable",
+    "h2-workaround-bogus-websocket-clients",
+    "insecure-fork-wanted",
+    "insecure-setuid-wanted",
+    "nosplice",
+    "nogetaddrinfo",
+    "noreuseport",
+    "quiet",
+    "zero-warning",
+    "external-check",
+    "strict-limits",
+];
+
+/// Global keywords HAProxy sets once: a second one is reported and ignored.
+const SET_ONCE: &[&str] = &[
+    "tune.runqueue-depth",
+    "tune.maxpollevents",
+    "tune.maxaccept",
+    "tune.rcvbuf.client",
+    "tune.rcvbuf.server",
+    "tune.sndbuf.client",
+    "tune.sndbuf.server",
+    "uid",
+    "gid",
+    "user",
+    "group",
+    "maxconn",
+    "maxconnrate",
+    "maxsessrate",
+    "maxsslrate",
+    "maxpipes",
+    "fd-hard-limit",
+    "ulimit-n",
+    "chroot",
+    "pidfile",
+    "unix-bind",
+    "log-send-hostname",
+    "server-state-base",
+    "server-state-file",
+    "spread-checks",
+];
 
 /// Keywords accepting HAProxy's `no`/`default` prefixes.
 const NEGATABLE: &[&str] = &[
@@ -107,6 +158,26 @@ impl Builder {
         let stmt = &stmt;
         if !self.known_keyword(SectionKind::Global, "global", stmt, out) {
             return;
+        }
+        let kw = stmt.keyword();
+        if NO_ARGUMENT.contains(&kw) && stmt.words.len() > 1 {
+            return out.alert_at(
+                stmt,
+                1,
+                format!(
+                    "'{kw}' cannot handle unexpected argument '{}'.",
+                    stmt.word(1)
+                ),
+            );
+        }
+        if SET_ONCE.contains(&kw) && !self.global_seen.insert(kw.to_string()) {
+            // HAProxy keeps the first value and goes on: an alert that does not fail the load.
+            let d = Diagnostic::alert(
+                crate::check::CONTINUE,
+                &stmt.span(),
+                format!("'{kw}' already specified. Continuing."),
+            );
+            return out.diags.push(d);
         }
         let g = &mut self.config.global;
         let arg = stmt.word(1);

@@ -12,9 +12,11 @@ pub mod proxy;
 pub mod rules;
 pub mod units;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::check::{Diagnostic, Severity, Span};
 use crate::config::ast::Stmt;
@@ -77,90 +79,80 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
     /// Reading found a fatal error (HAProxy's "Error(s) found in configuration file").
     pub parse_failed: Vec<String>,
+    /// Reading stopped early (HAProxy's ERR_ABORT): no "Fatal errors found" line then.
+    pub aborted: bool,
     /// How the checks after reading ended (they run only when reading found no error).
     pub post: post::PostVerdict,
 }
 
 impl Loaded {
     pub fn has_alert(&self) -> bool {
-        self.diagnostics
-            .iter()
-            .any(|d| d.severity == Severity::Alert)
+        self.diagnostics.iter().any(|d| d.is_fatal())
     }
 }
 
 /// Loads files (already expanded from directories) with `vars` as the environment.
 pub fn load_files(paths: &[PathBuf], vars: &mut Vars, opts: &LoadOptions) -> Loaded {
+    let sources = paths.iter().map(|p| {
+        (
+            Arc::from(p.to_string_lossy().as_ref()),
+            std::fs::read(p).map(Cow::Owned),
+        )
+    });
+    load_sources(sources, vars, opts)
+}
+
+/// Loads one config text (tests and fuzzing): no files other than those it references.
+pub fn load_text(file: &str, text: &[u8], vars: &mut Vars, opts: &LoadOptions) -> Loaded {
+    load_sources(
+        std::iter::once((Arc::from(file), Ok(Cow::Borrowed(text)))),
+        vars,
+        opts,
+    )
+}
+
+/// Reads each source in order as HAProxy does, then runs the checks after reading when
+/// nothing failed.
+fn load_sources<'a>(
+    sources: impl Iterator<Item = (Arc<str>, std::io::Result<Cow<'a, [u8]>>)>,
+    vars: &mut Vars,
+    opts: &LoadOptions,
+) -> Loaded {
     let mut builder = Builder::new(opts.clone());
     let mut diags = Vec::new();
     let popts = ParseOptions {
         version: opts.version,
     };
-    let mut failed_files = Vec::new();
-    for path in paths {
-        let before = diags.len();
-        let name: std::sync::Arc<str> = std::sync::Arc::from(path.to_string_lossy().as_ref());
-        let bytes = match std::fs::read(path) {
+    let (mut failed_files, mut aborted) = (Vec::new(), false);
+    for (name, bytes) in sources {
+        let bytes = match bytes {
             Ok(b) => b,
             Err(e) => {
-                diags.push(open_error(path, &e));
-                failed_files.push(String::new());
+                diags.push(open_error(Path::new(name.as_ref()), &e));
+                aborted = true;
                 break;
             }
         };
+        let before = diags.len();
         let complete = parser::parse_text(&name, &bytes, &popts, vars, &mut builder, &mut diags);
         builder.end_file();
-        if diags[before..]
-            .iter()
-            .any(|d| d.severity == Severity::Alert)
-        {
+        if diags[before..].iter().any(|d| d.is_fatal()) {
             failed_files.push(name.to_string());
         }
         if !complete {
+            aborted = true;
             break;
         }
     }
-    let parse_ok = failed_files.is_empty();
+    let reading_ok = failed_files.is_empty() && !aborted;
     let mut loaded = Loaded {
-        config: builder.finish(&mut diags),
+        config: builder.finish(),
         diagnostics: diags,
         parse_failed: failed_files,
+        aborted,
         post: post::PostVerdict::Ok,
     };
-    if parse_ok {
-        loaded.post = post::check(&mut loaded.config, opts, &mut loaded.diagnostics);
-    }
-    loaded
-}
-
-/// Loads one config text (tests and fuzzing): no files other than those it references.
-pub fn load_text(file: &str, text: &[u8], vars: &mut Vars, opts: &LoadOptions) -> Loaded {
-    let mut builder = Builder::new(opts.clone());
-    let mut diags = Vec::new();
-    let name: std::sync::Arc<str> = std::sync::Arc::from(file);
-    parser::parse_text(
-        &name,
-        text,
-        &ParseOptions {
-            version: opts.version,
-        },
-        vars,
-        &mut builder,
-        &mut diags,
-    );
-    builder.end_file();
-    let parse_ok = !diags.iter().any(|d| d.severity == Severity::Alert);
-    let mut loaded = Loaded {
-        config: builder.finish(&mut diags),
-        diagnostics: diags,
-        parse_failed: if parse_ok {
-            Vec::new()
-        } else {
-            vec![file.to_string()]
-        },
-        post: post::PostVerdict::Ok,
-    };
-    if parse_ok {
+    if reading_ok {
         loaded.post = post::check(&mut loaded.config, opts, &mut loaded.diagnostics);
     }
     loaded
@@ -208,6 +200,8 @@ pub struct Builder {
     /// Proxies by name, among those with the frontend and the backend capability.
     frontend_names: HashMap<String, usize>,
     backend_names: HashMap<String, usize>,
+    /// Global keywords already set, for those HAProxy sets only once.
+    global_seen: std::collections::HashSet<String>,
 }
 
 impl Builder {
@@ -219,6 +213,7 @@ impl Builder {
             last_defaults: None,
             frontend_names: HashMap::new(),
             backend_names: HashMap::new(),
+            global_seen: Default::default(),
         }
     }
 
@@ -230,7 +225,7 @@ impl Builder {
         self.current = Current::None;
     }
 
-    fn finish(self, _diags: &mut [Diagnostic]) -> Config {
+    fn finish(self) -> Config {
         self.config
     }
 

@@ -262,7 +262,7 @@ impl Builder {
                 if kind.is_frontend() {
                     // HAProxy prints this alert without counting it as a fatal error.
                     out.diags.push(Diagnostic::alert(
-                        "proxy-header",
+                        crate::check::CONTINUE,
                         &stmt.span_of(2),
                         "please use the 'bind' keyword for listening addresses.",
                     ));
@@ -358,7 +358,7 @@ impl Builder {
         match grammar().keyword(kind.section(), kw, version) {
             KeywordLookup::Known(_) => {}
             KeywordLookup::Removed { message } => return out.removed(stmt, &message),
-            KeywordLookup::WrongSection { legal_in } if !legal_in.is_empty() => {
+            KeywordLookup::WrongSection { legal_in } if legal_in.iter().any(|s| s.is_proxy()) => {
                 return self.wrong_capability(r, stmt, &legal_in, out);
             }
             _ => {
@@ -552,6 +552,10 @@ impl Builder {
         }
     }
 
+    fn proxy_kind(&self, r: ProxyRef) -> ProxyKind {
+        self.proxy_ref(r).map_or(ProxyKind::Listen, |p| p.kind)
+    }
+
     fn proxy_ref(&self, r: ProxyRef) -> Option<&Proxy> {
         match r {
             ProxyRef::Defaults(i) => self.config.defaults.get(i),
@@ -561,20 +565,15 @@ impl Builder {
 
     fn parse_timeout(&mut self, r: ProxyRef, stmt: &Stmt, out: &mut Out) {
         let name = stmt.word(1).to_string();
-        let known = [
-            "client",
-            "server",
-            "connect",
-            "check",
-            "queue",
-            "http-keep-alive",
-            "http-request",
-            "tunnel",
-            "tarpit",
-            "client-fin",
-            "server-fin",
-        ];
-        if !known.contains(&name.as_str()) {
+        let exists = matches!(
+            grammar().keyword(
+                self.proxy_kind(r).section(),
+                &format!("timeout {name}"),
+                self.version()
+            ),
+            KeywordLookup::Known(_)
+        );
+        if name.is_empty() || !exists {
             let text = format!(
                 "'timeout' supports 'client', 'server', 'connect', 'check', 'queue', 'http-keep-alive', 'http-request', 'tunnel', 'tarpit', 'client-fin' and 'server-fin' (got '{name}')"
             );
