@@ -246,6 +246,8 @@ cases! {
     valid_backend_keyword_in_frontend_warns: "valid", "backend_keyword_in_frontend_warns";
     valid_backslash_escapes_unquoted: "valid", "backslash_escapes_unquoted";
     valid_balance_hash_exists_in_2_6: "valid", "balance_hash_exists_in_2_6";
+    #[ignore = "hapx bug: bare 'balance' refused (2.6 accepts it)"]
+    valid_balance_without_algorithm: "valid", "balance_without_algorithm";
     valid_bind_port_range: "valid", "bind_port_range";
     valid_comments_everywhere: "valid", "comments_everywhere";
     valid_cond_bare_predicate_name_is_false: "valid", "cond_bare_predicate_name_is_false";
@@ -307,6 +309,64 @@ cases! {
     invalid_acl_in_anonymous_defaults: "invalid", "acl_in_anonymous_defaults";
     #[ignore = "hapx bug: '{src' ACL condition not checked"]
     invalid_anonymous_acl_needs_blanks: "invalid", "anonymous_acl_needs_blanks";
+    #[ignore = "hapx bug: 'balance hdr' accepted"]
+    invalid_args_balance_hdr_without_name: "invalid", "args_balance_hdr_without_name";
+    #[ignore = "hapx bug: 'balance url_param' without a name accepted"]
+    invalid_args_balance_url_param_missing: "invalid", "args_balance_url_param_missing";
+    #[ignore = "hapx bug: 'chroot' without a value accepted"]
+    invalid_args_chroot_missing: "invalid", "args_chroot_missing";
+    #[ignore = "hapx bug: 'crt-base' without a value accepted"]
+    invalid_args_crt_base_missing: "invalid", "args_crt_base_missing";
+    #[ignore = "hapx bug: 'daemon x' accepted"]
+    invalid_args_daemon_extra: "invalid", "args_daemon_extra";
+    #[ignore = "hapx bug: 'disabled x' accepted (and exit 2)"]
+    invalid_args_disabled_extra: "invalid", "args_disabled_extra";
+    #[ignore = "hapx bug: 'enabled x' accepted"]
+    invalid_args_enabled_extra: "invalid", "args_enabled_extra";
+    #[ignore = "hapx bug: 'log global' accepted in global"]
+    invalid_args_global_log_global: "invalid", "args_global_log_global";
+    #[ignore = "hapx bug: global 'log ADDR' without a facility accepted"]
+    invalid_args_global_log_missing_facility: "invalid", "args_global_log_missing_facility";
+    #[ignore = "hapx bug: global log facility not checked"]
+    invalid_args_global_log_unknown_facility: "invalid", "args_global_log_unknown_facility";
+    #[ignore = "hapx bug: global 'maxconn' without a value accepted"]
+    invalid_args_global_maxconn_missing: "invalid", "args_global_maxconn_missing";
+    #[ignore = "hapx bug: 'master-worker x' accepted"]
+    invalid_args_master_worker_bad_option: "invalid", "args_master_worker_bad_option";
+    #[ignore = "hapx bug: 'mode tcp x' accepted"]
+    invalid_args_mode_extra: "invalid", "args_mode_extra";
+    #[ignore = "hapx bug: 'nbthread' without a value accepted"]
+    invalid_args_nbthread_missing: "invalid", "args_nbthread_missing";
+    #[ignore = "hapx bug: 'nbthread abc' accepted"]
+    invalid_args_nbthread_not_integer: "invalid", "args_nbthread_not_integer";
+    #[ignore = "hapx bug: 'nbthread 0' accepted"]
+    invalid_args_nbthread_zero: "invalid", "args_nbthread_zero";
+    #[ignore = "hapx bug: 'no log x' accepted"]
+    invalid_args_no_log_extra: "invalid", "args_no_log_extra";
+    #[ignore = "hapx bug: 'option tcplog x' accepted"]
+    invalid_args_option_tcplog_extra: "invalid", "args_option_tcplog_extra";
+    #[ignore = "hapx bug: 'pidfile' without a value accepted"]
+    invalid_args_pidfile_missing: "invalid", "args_pidfile_missing";
+    #[ignore = "hapx bug: 'log global x' accepted"]
+    invalid_args_proxy_log_global_extra: "invalid", "args_proxy_log_global_extra";
+    #[ignore = "hapx bug: proxy 'log ADDR' without a facility accepted"]
+    invalid_args_proxy_log_missing_facility: "invalid", "args_proxy_log_missing_facility";
+    #[ignore = "hapx bug: 'maxconn 10 20' accepted"]
+    invalid_args_proxy_maxconn_extra: "invalid", "args_proxy_maxconn_extra";
+    #[ignore = "hapx bug: 'quiet x' accepted"]
+    invalid_args_quiet_extra: "invalid", "args_quiet_extra";
+    #[ignore = "hapx bug: 'retries 3 4' accepted"]
+    invalid_args_retries_extra: "invalid", "args_retries_extra";
+    #[ignore = "hapx bug: 'tune.bufsize' without a value accepted"]
+    invalid_args_tune_bufsize_missing: "invalid", "args_tune_bufsize_missing";
+    #[ignore = "hapx bug: 'uid' without a value accepted"]
+    invalid_args_uid_missing: "invalid", "args_uid_missing";
+    #[ignore = "hapx bug: 'ulimit-n' without a value accepted"]
+    invalid_args_ulimit_n_missing: "invalid", "args_ulimit_n_missing";
+    #[ignore = "hapx bug: 'unsetenv' without a name accepted"]
+    invalid_args_unsetenv_missing: "invalid", "args_unsetenv_missing";
+    #[ignore = "hapx bug: use_backend loop to itself not reported"]
+    invalid_args_use_backend_loop: "invalid", "args_use_backend_loop";
     invalid_bind_dgram_address: "invalid", "bind_dgram_address";
     invalid_bind_in_defaults: "invalid", "bind_in_defaults";
     invalid_bind_invalid_port: "invalid", "bind_invalid_port";
