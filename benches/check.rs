@@ -17,10 +17,7 @@ fn generate(path: &Path) {
     s.push_str("global\n    maxconn 20000\n\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 50s\n    timeout server 50s\n\n");
     s.push_str("frontend fe\n    bind 127.0.0.1:18080\n    default_backend be0\n\n");
     for b in 0..BACKENDS {
-        let _ = writeln!(
-            s,
-            "backend be{b}\n    balance leastconn\n    option tcp-check"
-        );
+        let _ = writeln!(s, "backend be{b}\n    balance leastconn\n    option tcp-check");
         for i in 0..SERVERS {
             let n = b * SERVERS + i;
             let _ = writeln!(
@@ -67,12 +64,8 @@ fn main() {
     let cfg = dir.join("big.cfg");
     generate(&cfg);
     let hapx = env!("CARGO_BIN_EXE_hapx");
-    let haproxy_ok = Command::new("haproxy")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let haproxy_ok =
+        Command::new("haproxy").arg("-v").stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
     let (mut t_hapx, mut t_haproxy) = (Vec::new(), Vec::new());
     // Alternate the two so that noise hits both alike.
     for _ in 0..ROUNDS {
@@ -91,17 +84,12 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     let mh = median(t_hapx).unwrap_or_default();
-    println!(
-        "config: {BACKENDS} backends x {SERVERS} servers with checks, {ROUNDS} rounds, medians"
-    );
+    println!("config: {BACKENDS} backends x {SERVERS} servers with checks, {ROUNDS} rounds, medians");
     println!("hapx -c     {:>9.1} ms", mh.as_secs_f64() * 1e3);
     match median(t_haproxy) {
         Some(mp) => {
             println!("haproxy -c  {:>9.1} ms", mp.as_secs_f64() * 1e3);
-            println!(
-                "ratio hapx/haproxy = {:.3} (goal: <= 0.5)",
-                mh.as_secs_f64() / mp.as_secs_f64()
-            );
+            println!("ratio hapx/haproxy = {:.3} (goal: <= 0.5)", mh.as_secs_f64() / mp.as_secs_f64());
         }
         None => println!("haproxy not available: no ratio"),
     }

@@ -45,10 +45,7 @@ impl OutputFormat {
     ];
 
     fn parse(text: &str) -> Option<OutputFormat> {
-        Self::NAMES
-            .iter()
-            .find(|(name, _)| *name == text)
-            .map(|(_, format)| *format)
+        Self::NAMES.iter().find(|(name, _)| *name == text).map(|(_, format)| *format)
     }
 }
 
@@ -167,10 +164,7 @@ impl Default for Options {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CliError {
     /// A word that is no flag of ours; `suggestion` is the nearest flag, if one is close.
-    UnknownFlag {
-        word: String,
-        suggestion: Option<&'static str>,
-    },
+    UnknownFlag { word: String, suggestion: Option<&'static str> },
     /// A word outside any option, before `--`.
     UnexpectedWord(String),
     /// A flag that takes a value came last.
@@ -190,10 +184,7 @@ pub enum CliError {
     /// `--target-version` outside the dialects hapx speaks.
     UnsupportedTargetVersion(Version),
     /// `--format` with an unknown name.
-    BadFormat {
-        word: String,
-        suggestion: Option<&'static str>,
-    },
+    BadFormat { word: String, suggestion: Option<&'static str> },
 }
 
 impl CliError {
@@ -223,36 +214,27 @@ impl fmt::Display for CliError {
                 }
                 Ok(())
             }
-            CliError::UnexpectedWord(word) => write!(
-                f,
-                "unexpected argument '{word}' (configuration files go after -f or --)"
-            ),
+            CliError::UnexpectedWord(word) => {
+                write!(f, "unexpected argument '{word}' (configuration files go after -f or --)")
+            }
             // HAProxy's own texts for these two.
             CliError::MissingValue { flag: "-x" } => {
                 write!(f, "Unix socket path expected with the -x flag")
             }
-            CliError::MissingValue { flag: "-S" } => write!(
-                f,
-                "Socket and optional bind parameters expected with the -S flag"
-            ),
+            CliError::MissingValue { flag: "-S" } => {
+                write!(f, "Socket and optional bind parameters expected with the -S flag")
+            }
             CliError::MissingValue { flag } => write!(f, "option {flag} expects an argument"),
             CliError::NotUnicode { flag } => {
                 write!(f, "the argument of option {flag} is not valid UTF-8")
             }
-            CliError::NoConfigFile => write!(
-                f,
-                "no configuration file given (use -f <file|dir> or -- <file>...)"
-            ),
+            CliError::NoConfigFile => write!(f, "no configuration file given (use -f <file|dir> or -- <file>...)"),
             CliError::PidTrailing { flag, rest } => {
-                write!(
-                    f,
-                    "{flag} option: some bytes unconsumed in PID list {{{rest}}}"
-                )
+                write!(f, "{flag} option: some bytes unconsumed in PID list {{{rest}}}")
             }
-            CliError::PidRange { flag, word } => write!(
-                f,
-                "{flag} option: failed to parse {{{word}}}: Numerical result out of range"
-            ),
+            CliError::PidRange { flag, word } => {
+                write!(f, "{flag} option: failed to parse {{{word}}}: Numerical result out of range")
+            }
             CliError::PidNotPositive { flag, word } => {
                 write!(f, "{flag} option: PID must be positive, got '{word}'")
             }
@@ -269,10 +251,7 @@ impl fmt::Display for CliError {
                 Version::NEWEST
             ),
             CliError::BadFormat { word, suggestion } => {
-                write!(
-                    f,
-                    "unknown --format '{word}': expected haproxy, human, json or github"
-                )?;
+                write!(f, "unknown --format '{word}': expected haproxy, human, json or github")?;
                 if let Some(near) = suggestion {
                     write!(f, "; did you mean '{near}'?")?;
                 }
@@ -361,60 +340,25 @@ const FLAGS: &[Flag] = &[
         action: Action::CheckCond,
         help: "evaluate a .if condition and exit (0 true, 1 false)",
     },
-    Flag {
-        names: &["-v"],
-        takes: Takes::Nothing,
-        action: Action::Version,
-        help: "print the version and exit",
-    },
+    Flag { names: &["-v"], takes: Takes::Nothing, action: Action::Version, help: "print the version and exit" },
     Flag {
         names: &["-vv"],
         takes: Takes::Nothing,
         action: Action::VersionVerbose,
         help: "print the version and what is supported, and exit",
     },
-    Flag {
-        names: &["-V"],
-        takes: Takes::Nothing,
-        action: Action::Verbose,
-        help: "verbose mode (overrides -q)",
-    },
-    Flag {
-        names: &["-q"],
-        takes: Takes::Nothing,
-        action: Action::Quiet,
-        help: "quiet mode: print no messages",
-    },
-    Flag {
-        names: &["-d"],
-        takes: Takes::Nothing,
-        action: Action::Debug,
-        help: "debug mode",
-    },
-    Flag {
-        names: &["-db"],
-        takes: Takes::Nothing,
-        action: Action::Foreground,
-        help: "stay in the foreground",
-    },
-    Flag {
-        names: &["-D"],
-        takes: Takes::Nothing,
-        action: Action::Daemon,
-        help: "run as a daemon",
-    },
+    Flag { names: &["-V"], takes: Takes::Nothing, action: Action::Verbose, help: "verbose mode (overrides -q)" },
+    Flag { names: &["-q"], takes: Takes::Nothing, action: Action::Quiet, help: "quiet mode: print no messages" },
+    Flag { names: &["-d"], takes: Takes::Nothing, action: Action::Debug, help: "debug mode" },
+    Flag { names: &["-db"], takes: Takes::Nothing, action: Action::Foreground, help: "stay in the foreground" },
+    Flag { names: &["-D"], takes: Takes::Nothing, action: Action::Daemon, help: "run as a daemon" },
     Flag {
         names: &["-p"],
         takes: Takes::Value("<pidfile>"),
         action: Action::Pidfile,
         help: "write the process ids to this file",
     },
-    Flag {
-        names: &["-W"],
-        takes: Takes::Nothing,
-        action: Action::MasterWorker,
-        help: "master-worker mode",
-    },
+    Flag { names: &["-W"], takes: Takes::Nothing, action: Action::MasterWorker, help: "master-worker mode" },
     Flag {
         names: &["-Ws"],
         takes: Takes::Nothing,
@@ -427,12 +371,7 @@ const FLAGS: &[Flag] = &[
         action: Action::SoftStop,
         help: "ask these old processes to finish their work and exit",
     },
-    Flag {
-        names: &["-st"],
-        takes: Takes::Pids,
-        action: Action::HardStop,
-        help: "terminate these old processes",
-    },
+    Flag { names: &["-st"], takes: Takes::Pids, action: Action::HardStop, help: "terminate these old processes" },
     Flag {
         names: &["-x"],
         takes: Takes::Value("<socket>"),
@@ -457,12 +396,7 @@ const FLAGS: &[Flag] = &[
         action: Action::Chdir,
         help: "change to this directory before loading files",
     },
-    Flag {
-        names: &["-m"],
-        takes: Takes::Value("<megs>"),
-        action: Action::Mem,
-        help: "memory limit in megabytes",
-    },
+    Flag { names: &["-m"], takes: Takes::Value("<megs>"), action: Action::Mem, help: "memory limit in megabytes" },
     Flag {
         names: &["-n"],
         takes: Takes::Value("<maxconn>"),
@@ -523,12 +457,7 @@ const FLAGS: &[Flag] = &[
         action: Action::Format,
         help: "message format: haproxy (default), human, json, github",
     },
-    Flag {
-        names: &["-h", "--help"],
-        takes: Takes::Nothing,
-        action: Action::Help,
-        help: "print this help",
-    },
+    Flag { names: &["-h", "--help"], takes: Takes::Nothing, action: Action::Help, help: "print this help" },
     Flag {
         names: &["--"],
         takes: Takes::Rest("<file>..."),
@@ -547,9 +476,9 @@ fn lookup(word: &str) -> Option<(&'static Flag, Option<&str>)> {
             }
             let rest = match flag.takes {
                 Takes::Attached(_) => word.strip_prefix(name),
-                Takes::Value(_) if name.starts_with("--") => word
-                    .strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix('=')),
+                Takes::Value(_) if name.starts_with("--") => {
+                    word.strip_prefix(name).and_then(|rest| rest.strip_prefix('='))
+                }
                 _ => None,
             };
             if let Some(rest) = rest {
@@ -626,8 +555,7 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Options, 
             }
             Action::OldSocket => {
                 if opts.old_unix_socket.is_some() {
-                    opts.warnings
-                        .push("-x option already set, overwriting the value".to_string());
+                    opts.warnings.push("-x option already set, overwriting the value".to_string());
                 }
                 opts.old_unix_socket = value.map(PathBuf::from);
             }
@@ -640,9 +568,7 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Options, 
             Action::Dr => opts.dr = true,
             Action::Diag => opts.diag = true,
             Action::ZeroWarning => opts.zero_warning = true,
-            Action::DumpKeywords => {
-                opts.dump_keywords = Some(inline.unwrap_or_default().to_string())
-            }
+            Action::DumpKeywords => opts.dump_keywords = Some(inline.unwrap_or_default().to_string()),
             Action::Ignored => opts.ignored_flags.push(text.to_string()),
             Action::EndOfOptions => {
                 opts.files.extend(raw.by_ref().map(PathBuf::from));
@@ -674,10 +600,7 @@ fn stray(word: &OsStr) -> CliError {
     let text = word.to_string_lossy().into_owned();
     if starts_with_dash(word) {
         let suggestion = nearest(&text, FLAGS.iter().flat_map(|f| f.names.iter().copied()));
-        CliError::UnknownFlag {
-            word: text,
-            suggestion,
-        }
+        CliError::UnknownFlag { word: text, suggestion }
     } else {
         CliError::UnexpectedWord(text)
     }
@@ -688,10 +611,7 @@ fn starts_with_dash(word: &OsStr) -> bool {
 }
 
 fn text_of(value: Option<OsString>, flag: &'static str) -> Result<String, CliError> {
-    value
-        .ok_or(CliError::MissingValue { flag })?
-        .into_string()
-        .map_err(|_| CliError::NotUnicode { flag })
+    value.ok_or(CliError::MissingValue { flag })?.into_string().map_err(|_| CliError::NotUnicode { flag })
 }
 
 fn parse_target(word: &str) -> Result<Version, CliError> {
@@ -711,10 +631,7 @@ fn is_c_space(b: u8) -> bool {
 /// `strtol(text, &end, 10)`: the value (`None` on overflow) and the unread rest. With no digit
 /// the rest is the whole text, as in C.
 fn strtol(text: &[u8]) -> (Option<i64>, &[u8]) {
-    let start = text
-        .iter()
-        .position(|b| !is_c_space(*b))
-        .unwrap_or(text.len());
+    let start = text.iter().position(|b| !is_c_space(*b)).unwrap_or(text.len());
     let body = text.get(start..).unwrap_or_default();
     let (negative, digits_at) = match body.first() {
         Some(b'-') => (true, 1),
@@ -742,10 +659,7 @@ fn strtol(text: &[u8]) -> (Option<i64>, &[u8]) {
 
 /// C's `atol` as HAProxy applies it to `-n`, `-m`, `-N`: garbage reads as 0, overflow saturates.
 fn atol(value: &Option<OsString>) -> i64 {
-    let bytes = value
-        .as_ref()
-        .map(|v| v.as_encoded_bytes())
-        .unwrap_or_default();
+    let bytes = value.as_ref().map(|v| v.as_encoded_bytes()).unwrap_or_default();
     match strtol(bytes) {
         (Some(v), _) => v,
         (None, _) if bytes.contains(&b'-') => i64::MIN,
@@ -762,25 +676,16 @@ fn positive(value: i64) -> Option<u64> {
 fn parse_pid(flag: &'static str, word: &OsStr) -> Result<i32, CliError> {
     let bytes = word.as_encoded_bytes();
     let (value, rest) = strtol(bytes);
-    let out_of_range = || CliError::PidRange {
-        flag,
-        word: word.to_string_lossy().into_owned(),
-    };
+    let out_of_range = || CliError::PidRange { flag, word: word.to_string_lossy().into_owned() };
     let value = value.ok_or_else(out_of_range)?;
     let rest_start = rest.iter().position(|b| !is_c_space(*b));
     if let Some(rest) = rest_start.and_then(|at| rest.get(at..)) {
-        return Err(CliError::PidTrailing {
-            flag,
-            rest: String::from_utf8_lossy(rest).into_owned(),
-        });
+        return Err(CliError::PidTrailing { flag, rest: String::from_utf8_lossy(rest).into_owned() });
     }
     // HAProxy would truncate to an int; refusing is safer than signalling another process.
     let pid = i32::try_from(value).map_err(|_| out_of_range())?;
     if pid <= 0 {
-        return Err(CliError::PidNotPositive {
-            flag,
-            word: word.to_string_lossy().into_owned(),
-        });
+        return Err(CliError::PidNotPositive { flag, word: word.to_string_lossy().into_owned() });
     }
     Ok(pid)
 }
@@ -801,9 +706,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[at(i - 1, j)] + 1)
-                .min(d[at(i, j - 1)] + 1)
-                .min(d[at(i - 1, j - 1)] + cost);
+            let mut best = (d[at(i - 1, j)] + 1).min(d[at(i, j - 1)] + 1).min(d[at(i - 1, j - 1)] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[at(i - 2, j - 2)] + 1);
             }
@@ -849,20 +752,14 @@ pub fn usage() -> String {
     }
     // Longer names get their help on the next line, so one wide row does not push all others.
     const MAX_WIDTH: usize = 22;
-    let width = rows
-        .iter()
-        .map(|(n, _)| n.len())
-        .filter(|len| *len <= MAX_WIDTH)
-        .max()
-        .unwrap_or(0);
+    let width = rows.iter().map(|(n, _)| n.len()).filter(|len| *len <= MAX_WIDTH).max().unwrap_or(0);
     let mut text = String::from(
         "Usage: hapx [-f <file|dir>]... [options] [-- <file>...]\n\
          A drop-in replacement for HAProxy: same configuration language, same command line.\n\n",
     );
     for (names, help) in rows {
-        let help = help
-            .replace("{oldest}", &Version::OLDEST.to_string())
-            .replace("{newest}", &Version::NEWEST.to_string());
+        let help =
+            help.replace("{oldest}", &Version::OLDEST.to_string()).replace("{newest}", &Version::NEWEST.to_string());
         if names.len() > width {
             text.push_str(&format!("  {names}\n  {:width$}  {help}\n", ""));
         } else {
@@ -971,9 +868,7 @@ mod tests {
 
     #[test]
     fn boolean_flags_each_set_their_field() {
-        let opts = ok(&[
-            "-f", "a", "-V", "-q", "-d", "-db", "-D", "-W", "-dr", "-dD", "-dW",
-        ]);
+        let opts = ok(&["-f", "a", "-V", "-q", "-d", "-db", "-D", "-W", "-dr", "-dD", "-dW"]);
         assert!(opts.verbose && opts.quiet && opts.debug && opts.foreground);
         assert!(opts.daemon && opts.master_worker && opts.dr && opts.diag);
         assert!(opts.zero_warning);
@@ -1023,10 +918,7 @@ mod tests {
     fn second_x_warns_as_haproxy_does() {
         let opts = ok(&["-f", "a", "-x", "s1", "-x", "s2"]);
         assert_eq!(opts.old_unix_socket, Some(PathBuf::from("s2")));
-        assert_eq!(
-            opts.warnings,
-            vec!["-x option already set, overwriting the value".to_string()]
-        );
+        assert_eq!(opts.warnings, vec!["-x option already set, overwriting the value".to_string()]);
     }
 
     #[test]
@@ -1061,16 +953,10 @@ mod tests {
     #[test]
     fn stop_list_word_with_garbage_is_haproxy_error() {
         let e = err(&["-f", "x", "-sf", "1", "2", "abc"]);
-        assert_eq!(
-            e.to_string(),
-            "-sf option: some bytes unconsumed in PID list {abc}"
-        );
+        assert_eq!(e.to_string(), "-sf option: some bytes unconsumed in PID list {abc}");
         assert!(!e.shows_usage());
         let e = err(&["-f", "x", "-st", "12x"]);
-        assert_eq!(
-            e.to_string(),
-            "-st option: some bytes unconsumed in PID list {x}"
-        );
+        assert_eq!(e.to_string(), "-st option: some bytes unconsumed in PID list {x}");
     }
 
     #[test]
@@ -1083,14 +969,8 @@ mod tests {
     #[test]
     fn stop_list_huge_pid_is_out_of_range() {
         let e = err(&["-f", "x", "-sf", "99999999999999999999"]);
-        assert_eq!(
-            e.to_string(),
-            "-sf option: failed to parse {99999999999999999999}: Numerical result out of range"
-        );
-        assert!(matches!(
-            err(&["-f", "x", "-sf", "99999999999"]),
-            CliError::PidRange { .. }
-        ));
+        assert_eq!(e.to_string(), "-sf option: failed to parse {99999999999999999999}: Numerical result out of range");
+        assert!(matches!(err(&["-f", "x", "-sf", "99999999999"]), CliError::PidRange { .. }));
     }
 
     #[test]
@@ -1106,10 +986,7 @@ mod tests {
     #[test]
     fn prefixes_of_flags_are_refused_whole() {
         for word in ["-qq", "-vvv", "-cf", "-Wx", "-fa.cfg"] {
-            assert!(
-                matches!(err(&[word]), CliError::UnknownFlag { .. }),
-                "{word}"
-            );
+            assert!(matches!(err(&[word]), CliError::UnknownFlag { .. }), "{word}");
         }
     }
 
@@ -1134,13 +1011,7 @@ mod tests {
     #[test]
     fn unknown_flag_shows_usage() {
         let e = err(&["-c", "-f", "a", "-z"]);
-        assert_eq!(
-            e,
-            CliError::UnknownFlag {
-                word: "-z".into(),
-                suggestion: None
-            }
-        );
+        assert_eq!(e, CliError::UnknownFlag { word: "-z".into(), suggestion: None });
         assert!(e.shows_usage());
         assert_eq!(e.to_string(), "unknown option '-z'");
     }
@@ -1150,10 +1021,7 @@ mod tests {
         let e = err(&["-c", "-f", "a.cfg", "x"]);
         assert_eq!(e, CliError::UnexpectedWord("x".into()));
         assert!(e.shows_usage());
-        assert!(matches!(
-            err(&["-f", "a", "-"]),
-            CliError::UnknownFlag { .. }
-        ));
+        assert!(matches!(err(&["-f", "a", "-"]), CliError::UnknownFlag { .. }));
     }
 
     #[test]
@@ -1164,24 +1032,15 @@ mod tests {
             assert!(e.shows_usage());
         }
         assert_eq!(err(&["-f"]).to_string(), "option -f expects an argument");
-        assert_eq!(
-            err(&["-f", "a", "-x"]).to_string(),
-            "Unix socket path expected with the -x flag"
-        );
+        assert_eq!(err(&["-f", "a", "-x"]).to_string(), "Unix socket path expected with the -x flag");
     }
 
     #[test]
     fn dump_keywords_class_is_attached() {
-        assert_eq!(
-            ok(&["-f", "a", "-dKcfg,acl"]).dump_keywords.as_deref(),
-            Some("cfg,acl")
-        );
+        assert_eq!(ok(&["-f", "a", "-dKcfg,acl"]).dump_keywords.as_deref(), Some("cfg,acl"));
         assert_eq!(ok(&["-f", "a", "-dK"]).dump_keywords.as_deref(), Some(""));
         // As in HAProxy, a separate class word is a stray argument.
-        assert_eq!(
-            err(&["-f", "a", "-dK", "cfg"]),
-            CliError::UnexpectedWord("cfg".into())
-        );
+        assert_eq!(err(&["-f", "a", "-dK", "cfg"]), CliError::UnexpectedWord("cfg".into()));
     }
 
     #[test]
@@ -1194,33 +1053,18 @@ mod tests {
     fn target_version_in_range() {
         let opts = ok(&["--target-version", "2.8", "-c", "-f", "a"]);
         assert_eq!(opts.target, Version::new(2, 8));
-        assert_eq!(
-            ok(&["--target-version=3.4", "-f", "a"]).target,
-            Version::NEWEST
-        );
-        assert_eq!(
-            ok(&["--target-version", "2.6.12", "-f", "a"]).target,
-            Version::OLDEST
-        );
+        assert_eq!(ok(&["--target-version=3.4", "-f", "a"]).target, Version::NEWEST);
+        assert_eq!(ok(&["--target-version", "2.6.12", "-f", "a"]).target, Version::OLDEST);
     }
 
     #[test]
     fn target_version_2_5_refused_with_range() {
         let e = err(&["--target-version", "2.5", "-c", "-f", "a"]);
         assert_eq!(e, CliError::UnsupportedTargetVersion(Version::new(2, 5)));
-        assert_eq!(
-            e.to_string(),
-            "unsupported --target-version 2.5: hapx speaks HAProxy 2.6 to 3.4"
-        );
+        assert_eq!(e.to_string(), "unsupported --target-version 2.5: hapx speaks HAProxy 2.6 to 3.4");
         assert!(!e.shows_usage());
-        assert!(matches!(
-            err(&["--target-version", "3.5", "-f", "a"]),
-            CliError::UnsupportedTargetVersion(_)
-        ));
-        assert_eq!(
-            err(&["--target-version", "three", "-f", "a"]),
-            CliError::BadTargetVersion("three".into())
-        );
+        assert!(matches!(err(&["--target-version", "3.5", "-f", "a"]), CliError::UnsupportedTargetVersion(_)));
+        assert_eq!(err(&["--target-version", "three", "-f", "a"]), CliError::BadTargetVersion("three".into()));
     }
 
     #[test]
@@ -1253,10 +1097,7 @@ mod tests {
         assert_eq!(suggest("--fromat"), Some("--format"));
         assert_eq!(suggest("-vvv"), Some("-vv"));
         assert_eq!(suggest("--nothing-like-it"), None);
-        assert_eq!(
-            err(&["--chek"]).to_string(),
-            "unknown option '--chek'; did you mean '--check'?"
-        );
+        assert_eq!(err(&["--chek"]).to_string(), "unknown option '--chek'; did you mean '--check'?");
     }
 
     #[test]

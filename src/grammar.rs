@@ -101,13 +101,7 @@ impl SectionKind {
 
     /// defaults, frontend, listen and backend: the sections HAProxy parses as proxies.
     pub fn is_proxy(self) -> bool {
-        matches!(
-            self,
-            SectionKind::Defaults
-                | SectionKind::Frontend
-                | SectionKind::Listen
-                | SectionKind::Backend
-        )
+        matches!(self, SectionKind::Defaults | SectionKind::Frontend | SectionKind::Listen | SectionKind::Backend)
     }
 }
 
@@ -150,14 +144,8 @@ impl ArgType {
         match self {
             ArgType::Int => digits_then(word.strip_prefix('-').unwrap_or(word)) == Some(""),
             // Time units are lowercase only; size units are case-insensitive.
-            ArgType::Time => matches!(
-                digits_then(word),
-                Some("" | "us" | "ms" | "s" | "m" | "h" | "d")
-            ),
-            ArgType::Size => matches!(
-                digits_then(word),
-                Some("" | "k" | "K" | "m" | "M" | "g" | "G")
-            ),
+            ArgType::Time => matches!(digits_then(word), Some("" | "us" | "ms" | "s" | "m" | "h" | "d")),
+            ArgType::Size => matches!(digits_then(word), Some("" | "k" | "K" | "m" | "M" | "g" | "G")),
             ArgType::Cond => word == "if" || word == "unless",
             _ => true,
         }
@@ -197,10 +185,7 @@ impl ArgShape {
     fn parse(text: &'static str) -> Result<ArgShape, String> {
         let words: Vec<&'static str> = text.split_whitespace().collect();
         if words == ["-"] {
-            return Ok(ArgShape {
-                text,
-                items: Vec::new(),
-            });
+            return Ok(ArgShape { text, items: Vec::new() });
         }
         let mut pos = 0;
         let items = parse_seq(&words, &mut pos, &[])?;
@@ -221,11 +206,7 @@ impl ArgShape {
     }
 }
 
-fn parse_seq(
-    words: &[&'static str],
-    pos: &mut usize,
-    stops: &[&str],
-) -> Result<Vec<ShapeItem>, String> {
+fn parse_seq(words: &[&'static str], pos: &mut usize, stops: &[&str]) -> Result<Vec<ShapeItem>, String> {
     let mut items = Vec::new();
     while let Some(&w) = words.get(*pos) {
         if stops.contains(&w) {
@@ -438,28 +419,12 @@ macro_rules! versioned {
 }
 versioned!(LineOption, BalanceInfo, SampleInfo);
 
-fn lookup_in<'a, T: Versioned>(
-    rows: &'a [T],
-    idx: Option<&Vec<usize>>,
-    v: Version,
-) -> Lookup<'a, T> {
-    let rows: Vec<&T> = idx
-        .into_iter()
-        .flatten()
-        .filter_map(|&i| rows.get(i))
-        .collect();
-    if let Some(r) = rows
-        .iter()
-        .find(|r| r.since() <= v && r.removed().map_or(true, |x| v < x))
-    {
+fn lookup_in<'a, T: Versioned>(rows: &'a [T], idx: Option<&Vec<usize>>, v: Version) -> Lookup<'a, T> {
+    let rows: Vec<&T> = idx.into_iter().flatten().filter_map(|&i| rows.get(i)).collect();
+    if let Some(r) = rows.iter().find(|r| r.since() <= v && r.removed().map_or(true, |x| v < x)) {
         return Lookup::Known(r);
     }
-    match rows
-        .iter()
-        .filter(|r| r.since() > v)
-        .map(|r| r.since())
-        .min()
-    {
+    match rows.iter().filter(|r| r.since() > v).map(|r| r.since()).min() {
         Some(since) => Lookup::NotInVersion { since },
         None => Lookup::Unknown,
     }
@@ -511,9 +476,7 @@ fn data_lines(text: &'static str) -> impl Iterator<Item = (usize, Vec<&'static s
 }
 
 fn col<'a>(cols: &[&'a str], i: usize, file: &str, line: usize) -> Result<&'a str, String> {
-    cols.get(i)
-        .copied()
-        .ok_or_else(|| format!("{file}:{line}: missing column {}", i + 1))
+    cols.get(i).copied().ok_or_else(|| format!("{file}:{line}: missing column {}", i + 1))
 }
 
 fn opt_str(s: &'static str) -> Option<&'static str> {
@@ -538,17 +501,13 @@ struct Flags {
 
 impl Flags {
     fn new(s: &'static str) -> Flags {
-        Flags {
-            list: opt_str(s).map_or(Vec::new(), |s| s.split(',').collect()),
-        }
+        Flags { list: opt_str(s).map_or(Vec::new(), |s| s.split(',').collect()) }
     }
     fn has(&self, f: &str) -> bool {
         self.list.contains(&f)
     }
     fn value(&self, key: &str) -> Option<&'static str> {
-        self.list
-            .iter()
-            .find_map(|f| f.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        self.list.iter().find_map(|f| f.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
     }
 }
 
@@ -567,8 +526,7 @@ impl Grammar {
             let f = "sections.tsv";
             let name = col(&c, 0, f, n)?;
             sections.push(SectionInfo {
-                kind: SectionKind::from_name(name)
-                    .ok_or_else(|| format!("{f}:{n}: unknown section '{name}'"))?,
+                kind: SectionKind::from_name(name).ok_or_else(|| format!("{f}:{n}: unknown section '{name}'"))?,
                 name,
                 header: ArgShape::parse(col(&c, 1, f, n)?).map_err(|e| format!("{f}:{n}: {e}"))?,
                 since: version(col(&c, 2, f, n)?, f, n)?,
@@ -581,10 +539,7 @@ impl Grammar {
             let f = "keywords.tsv";
             let mut secs = Vec::new();
             for s in col(&c, 0, f, n)?.split(',') {
-                secs.push(
-                    SectionKind::from_name(s)
-                        .ok_or_else(|| format!("{f}:{n}: unknown section '{s}'"))?,
-                );
+                secs.push(SectionKind::from_name(s).ok_or_else(|| format!("{f}:{n}: unknown section '{s}'"))?);
             }
             let flags = Flags::new(col(&c, 5, f, n)?);
             keywords.push(KeywordInfo {
@@ -595,10 +550,7 @@ impl Grammar {
                 removed: opt_version(col(&c, 4, f, n)?, f, n)?,
                 removed_message: opt_str(col(&c, 6, f, n)?),
                 negatable: flags.has("neg"),
-                deprecated: flags
-                    .value("deprecated")
-                    .map(|d| version(d, f, n))
-                    .transpose()?,
+                deprecated: flags.value("deprecated").map(|d| version(d, f, n)).transpose()?,
                 experimental: flags.has("experimental"),
                 build: flags.value("build"),
                 suggest: !flags.has("nosuggest"),
@@ -638,10 +590,7 @@ impl Grammar {
                     keywords.push(KeywordInfo {
                         name: first,
                         sections: secs,
-                        args: ArgShape {
-                            text: "...",
-                            items: vec![ShapeItem::Rest],
-                        },
+                        args: ArgShape { text: "...", items: vec![ShapeItem::Rest] },
                         since,
                         removed: None,
                         removed_message: None,
@@ -662,17 +611,13 @@ impl Grammar {
                 let flags = Flags::new(col(&c, 4, f, n)?);
                 rows.push(LineOption {
                     name: col(&c, 0, f, n)?,
-                    args: ArgShape::parse(col(&c, 1, f, n)?)
-                        .map_err(|e| format!("{f}:{n}: {e}"))?,
+                    args: ArgShape::parse(col(&c, 1, f, n)?).map_err(|e| format!("{f}:{n}: {e}"))?,
                     since: version(col(&c, 2, f, n)?, f, n)?,
                     removed: opt_version(col(&c, 3, f, n)?, f, n)?,
                     needs_ssl: flags.has("ssl"),
                     quic: flags.has("quic"),
                     experimental: flags.has("experimental"),
-                    deprecated: flags
-                        .value("deprecated")
-                        .map(|d| version(d, f, n))
-                        .transpose()?,
+                    deprecated: flags.value("deprecated").map(|d| version(d, f, n)).transpose()?,
                     default_server: !(server && flags.has("no-default-server")),
                     build: flags.value("build"),
                 });
@@ -691,9 +636,7 @@ impl Grammar {
                 args: ArgShape::parse(col(&c, 1, f, n)?).map_err(|e| format!("{f}:{n}: {e}"))?,
                 since: version(col(&c, 2, f, n)?, f, n)?,
                 removed: opt_version(col(&c, 3, f, n)?, f, n)?,
-                modes: flags
-                    .value("modes")
-                    .map_or(Vec::new(), |m| m.split('+').collect()),
+                modes: flags.value("modes").map_or(Vec::new(), |m| m.split('+').collect()),
             });
         }
 
@@ -761,9 +704,7 @@ impl Grammar {
 
     /// The section that `word` opens in version `v`, if it is a section keyword there.
     pub fn section(&self, word: &str, v: Version) -> Option<&SectionInfo> {
-        self.sections
-            .iter()
-            .find(|s| s.name == word && s.since <= v && s.removed.map_or(true, |r| v < r))
+        self.sections.iter().find(|s| s.name == word && s.since <= v && s.removed.map_or(true, |r| v < r))
     }
 
     /// All section keywords, whatever their versions.
@@ -803,9 +744,7 @@ impl Grammar {
             .filter(|k| k.since <= v && k.removed.is_some_and(|r| r <= v))
             .find_map(|k| k.removed_message)
         {
-            return KeywordLookup::Removed {
-                message: msg.to_string(),
-            };
+            return KeywordLookup::Removed { message: msg.to_string() };
         }
         let mut legal_in: Vec<SectionKind> = Vec::new();
         for k in rows.iter().filter(|k| k.exists_in(v)) {
@@ -838,19 +777,11 @@ impl Grammar {
 
     /// The sub-words of a family that exist in `section` in `v` (`client`, `connect`, ...
     /// for `timeout`), in data order, for messages listing what is accepted.
-    pub fn family_members(
-        &self,
-        section: SectionKind,
-        first: &str,
-        v: Version,
-    ) -> Vec<&'static str> {
+    pub fn family_members(&self, section: SectionKind, first: &str, v: Version) -> Vec<&'static str> {
         self.keywords
             .iter()
             .filter(|k| {
-                !k.family
-                    && k.name.split(' ').next() == Some(first)
-                    && k.sections.contains(&section)
-                    && k.exists_in(v)
+                !k.family && k.name.split(' ').next() == Some(first) && k.sections.contains(&section) && k.exists_in(v)
             })
             .map(|k| k.sub_words())
             .collect()
@@ -897,30 +828,18 @@ impl Grammar {
         self.samples.iter()
     }
 
-    fn extras<'a>(
-        &'a self,
-        family: &'a str,
-        v: Version,
-    ) -> impl Iterator<Item = &'static str> + 'a {
+    fn extras<'a>(&'a self, family: &'a str, v: Version) -> impl Iterator<Item = &'static str> + 'a {
         self.extras
             .iter()
-            .filter(move |e| {
-                e.family == family && e.since <= v && e.removed.map_or(true, |r| v < r)
-            })
+            .filter(move |e| e.family == family && e.since <= v && e.removed.map_or(true, |r| v < r))
             .map(|e| e.word)
     }
 
     /// HAProxy's "did you mean" for an unknown keyword. HAProxy offers one in global and
     /// proxy sections only; elsewhere this returns `None`. For proxies, HAProxy draws from
     /// the keywords of all proxy sections, whatever the current one.
-    pub fn suggest_keyword(
-        &self,
-        section: SectionKind,
-        word: &str,
-        v: Version,
-    ) -> Option<&'static str> {
-        let (in_family, family): (fn(SectionKind) -> bool, &str) = if section == SectionKind::Global
-        {
+    pub fn suggest_keyword(&self, section: SectionKind, word: &str, v: Version) -> Option<&'static str> {
+        let (in_family, family): (fn(SectionKind) -> bool, &str) = if section == SectionKind::Global {
             (|s| s == SectionKind::Global, "global")
         } else if section.is_proxy() {
             (SectionKind::is_proxy, "proxy")
@@ -947,9 +866,7 @@ impl Grammar {
         let words = self
             .keywords
             .iter()
-            .filter(|k| {
-                !k.family && k.suggest && k.exists_in(v) && k.sections.iter().any(|s| s.is_proxy())
-            })
+            .filter(|k| !k.family && k.suggest && k.exists_in(v) && k.sections.iter().any(|s| s.is_proxy()))
             .filter_map(|k| k.name.strip_prefix("option "))
             .chain(self.extras("option", v));
         best_match(word, words)
@@ -967,9 +884,7 @@ impl Grammar {
 }
 
 fn line_option_names(rows: &[LineOption], v: Version) -> impl Iterator<Item = &'static str> + '_ {
-    rows.iter()
-        .filter(move |o| o.build.is_none() && o.since <= v && o.removed.map_or(true, |r| v < r))
-        .map(|o| o.name)
+    rows.iter().filter(move |o| o.build.is_none() && o.since <= v && o.removed.map_or(true, |r| v < r)).map(|o| o.name)
 }
 
 /// Fills `{arg1}` in a removal message with the keyword's first argument.
@@ -1006,10 +921,7 @@ fn fingerprint(word: &str) -> [u8; 1024] {
 }
 
 fn distance(a: &[u8; 1024], b: &[u8; 1024]) -> usize {
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| usize::from(x.abs_diff(*y)))
-        .sum()
+    a.iter().zip(b.iter()).map(|(x, y)| usize::from(x.abs_diff(*y))).sum()
 }
 
 /// The candidate closest to `word`; the first one wins a tie. Nothing is offered when the
@@ -1060,11 +972,7 @@ mod tests {
     #[test]
     fn maxconn_is_known_in_global_and_proxies() {
         let g = grammar();
-        for s in [
-            SectionKind::Global,
-            SectionKind::Frontend,
-            SectionKind::Defaults,
-        ] {
+        for s in [SectionKind::Global, SectionKind::Frontend, SectionKind::Defaults] {
             match g.keyword(s, "maxconn", V26) {
                 KeywordLookup::Known(k) => assert_eq!(k.args.min_args(), 1),
                 other => panic!("{other:?}"),
@@ -1117,14 +1025,8 @@ mod tests {
     #[test]
     fn global_grace_lives_on_while_proxy_grace_is_removed() {
         let g = grammar();
-        assert!(matches!(
-            g.keyword(SectionKind::Global, "grace", V26),
-            KeywordLookup::Known(_)
-        ));
-        assert!(matches!(
-            g.keyword(SectionKind::Frontend, "grace", V26),
-            KeywordLookup::Removed { .. }
-        ));
+        assert!(matches!(g.keyword(SectionKind::Global, "grace", V26), KeywordLookup::Known(_)));
+        assert!(matches!(g.keyword(SectionKind::Frontend, "grace", V26), KeywordLookup::Removed { .. }));
     }
 
     #[test]
@@ -1147,26 +1049,16 @@ mod tests {
             KeywordLookup::NotInVersion { since } => assert_eq!(since, Version::new(3, 0)),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            g.keyword(SectionKind::Frontend, "guid", V34),
-            KeywordLookup::Known(_)
-        ));
+        assert!(matches!(g.keyword(SectionKind::Frontend, "guid", V34), KeywordLookup::Known(_)));
         assert!(matches!(
             g.keyword(SectionKind::Defaults, "timeout client-hs", V26),
             KeywordLookup::NotInVersion { .. }
         ));
         assert!(matches!(
-            g.keyword(
-                SectionKind::Defaults,
-                "timeout client-hs",
-                Version::new(2, 9)
-            ),
+            g.keyword(SectionKind::Defaults, "timeout client-hs", Version::new(2, 9)),
             KeywordLookup::Known(_)
         ));
-        assert!(matches!(
-            g.balance("log-hash", V26),
-            Lookup::NotInVersion { .. }
-        ));
+        assert!(matches!(g.balance("log-hash", V26), Lookup::NotInVersion { .. }));
         assert!(matches!(g.balance("leastconn", V26), Lookup::Known(_)));
     }
 
@@ -1178,15 +1070,9 @@ mod tests {
             g.keyword(SectionKind::Global, "tune.peers.max-updates-at-once", V26),
             KeywordLookup::Known(_)
         ));
-        assert!(matches!(
-            g.option(SectionKind::Defaults, "spop-check", V26),
-            KeywordLookup::Known(_)
-        ));
+        assert!(matches!(g.option(SectionKind::Defaults, "spop-check", V26), KeywordLookup::Known(_)));
         // A frontend ignores force-persist in 2.6 (wrong section), whatever old docs said.
-        assert!(matches!(
-            g.keyword(SectionKind::Frontend, "force-persist", V26),
-            KeywordLookup::WrongSection { .. }
-        ));
+        assert!(matches!(g.keyword(SectionKind::Frontend, "force-persist", V26), KeywordLookup::WrongSection { .. }));
     }
 
     #[test]
@@ -1206,18 +1092,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // abortonclose became legal in frontends with 3.3.
-        assert!(matches!(
-            g.option(SectionKind::Frontend, "abortonclose", V26),
-            KeywordLookup::WrongSection { .. }
-        ));
-        assert!(matches!(
-            g.option(SectionKind::Frontend, "abortonclose", Version::new(3, 3)),
-            KeywordLookup::Known(_)
-        ));
-        assert!(matches!(
-            g.keyword(SectionKind::Global, "maxconns", V26),
-            KeywordLookup::Unknown
-        ));
+        assert!(matches!(g.option(SectionKind::Frontend, "abortonclose", V26), KeywordLookup::WrongSection { .. }));
+        assert!(matches!(g.option(SectionKind::Frontend, "abortonclose", Version::new(3, 3)), KeywordLookup::Known(_)));
+        assert!(matches!(g.keyword(SectionKind::Global, "maxconns", V26), KeywordLookup::Unknown));
     }
 
     #[test]
@@ -1250,19 +1127,13 @@ mod tests {
             KeywordLookup::Known(k) => assert!(!k.negatable),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            g.option(SectionKind::Backend, "forwarded", V26),
-            KeywordLookup::NotInVersion { .. }
-        ));
+        assert!(matches!(g.option(SectionKind::Backend, "forwarded", V26), KeywordLookup::NotInVersion { .. }));
     }
 
     #[test]
     fn bind_and_server_options() {
         let g = grammar();
-        assert!(matches!(
-            g.bind_option("accept-proxy", V26),
-            Lookup::Known(_)
-        ));
+        assert!(matches!(g.bind_option("accept-proxy", V26), Lookup::Known(_)));
         match g.server_option("id", V26) {
             Lookup::Known(o) => assert!(!o.default_server),
             other => panic!("{other:?}"),
@@ -1271,16 +1142,10 @@ mod tests {
             Lookup::Known(o) => assert!(o.default_server),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            g.server_option("guid", V26),
-            Lookup::NotInVersion { .. }
-        ));
+        assert!(matches!(g.server_option("guid", V26), Lookup::NotInVersion { .. }));
         assert!(matches!(g.bind_option("nope", V34), Lookup::Unknown));
         assert!(matches!(g.fetch("src", V26), Lookup::Known(_)));
-        assert!(matches!(
-            g.converter("mqtt_is_valid", V26),
-            Lookup::Known(_)
-        ));
+        assert!(matches!(g.converter("mqtt_is_valid", V26), Lookup::Known(_)));
         assert!(matches!(g.fetch("mqtt_is_valid", V26), Lookup::Unknown));
     }
 
@@ -1307,14 +1172,8 @@ mod tests {
         // Cases taken from HAProxy 2.6.12 output on the corpus and on probes.
         let g = grammar();
         let kw = |s, w| g.suggest_keyword(s, w, V26);
-        assert_eq!(
-            kw(SectionKind::Backend, "tcp-repsonse"),
-            Some("tcp-response")
-        );
-        assert_eq!(
-            kw(SectionKind::Global, "tune.stick-counters"),
-            Some("tune.idletimer")
-        );
+        assert_eq!(kw(SectionKind::Backend, "tcp-repsonse"), Some("tcp-response"));
+        assert_eq!(kw(SectionKind::Global, "tune.stick-counters"), Some("tune.idletimer"));
         assert_eq!(kw(SectionKind::Global, "maxconns"), Some("maxconn"));
         assert_eq!(g.suggest_option("forwarded", V26), Some("forwardfor"));
         assert_eq!(g.suggest_option("http-use-htx", V26), Some("httpclose"));
@@ -1354,21 +1213,10 @@ mod tests {
         ] {
             assert_eq!(g.suggest_option(w, V26), Some(want), "{w}");
         }
-        assert_eq!(
-            g.suggest_bind_option("accept-proxi", V26),
-            Some("accept-proxy")
-        );
-        assert_eq!(
-            g.suggest_bind_option("transparant", V26),
-            Some("transparent")
-        );
+        assert_eq!(g.suggest_bind_option("accept-proxi", V26), Some("accept-proxy"));
+        assert_eq!(g.suggest_bind_option("transparant", V26), Some("transparent"));
         assert_eq!(g.suggest_bind_option("ssl-crt", V26), None);
-        for (w, want) in [
-            ("chek", "check"),
-            ("inter2", "inter"),
-            ("maxcon", "maxconn"),
-            ("weigth", "weight"),
-        ] {
+        for (w, want) in [("chek", "check"), ("inter2", "inter"), ("maxcon", "maxconn"), ("weigth", "weight")] {
             assert_eq!(g.suggest_server_option(w, V26), Some(want), "{w}");
         }
     }

@@ -50,37 +50,18 @@ fn check_cond(expr: &str, opts: &cli::Options) -> i32 {
     let vars = Vars::from_process_env();
     // HAProxy splits the expression like a config line, except that `#` is not a comment.
     let escaped = expr.replace('#', "\\#");
-    let ctx = LexCtx {
-        vars: &vars,
-        file: "",
-        line: 0,
-        section: "",
-    };
+    let ctx = LexCtx { vars: &vars, file: "", line: 0, section: "" };
     let lexed = lexer::split_line(escaped.as_bytes(), &ctx);
     if let Some(e) = lexed.errors.first() {
-        eprintln!(
-            "[ALERT]    ({}) : config : Failed to evaluate condition: {}",
-            std::process::id(),
-            e.message()
-        );
+        eprintln!("[ALERT]    ({}) : config : Failed to evaluate condition: {}", std::process::id(), e.message());
         return 2;
     }
     let words: Vec<String> = lexed.words.into_iter().map(|w| w.text).collect();
-    match cond::eval(
-        &words,
-        &CondCtx {
-            version: opts.target,
-            vars: &vars,
-        },
-    ) {
+    match cond::eval(&words, &CondCtx { version: opts.target, vars: &vars }) {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(e) => {
-            eprintln!(
-                "[ALERT]    ({}) : config : Failed to evaluate condition: {}",
-                std::process::id(),
-                e.message()
-            );
+            eprintln!("[ALERT]    ({}) : config : Failed to evaluate condition: {}", std::process::id(), e.message());
             2
         }
     }
@@ -100,14 +81,7 @@ fn load(opts: &cli::Options) -> model::Loaded {
     let mut early = Vec::new();
     let files = parser::expand_paths(&opts.files, &mut early);
     let mut vars = Vars::from_process_env();
-    let mut loaded = model::load_files(
-        &files,
-        &mut vars,
-        &LoadOptions {
-            version: opts.target,
-            base_dir: None,
-        },
-    );
+    let mut loaded = model::load_files(&files, &mut vars, &LoadOptions { version: opts.target, base_dir: None });
     if !early.is_empty() {
         early.append(&mut loaded.diagnostics);
         loaded.diagnostics = early;
@@ -118,14 +92,7 @@ fn load(opts: &cli::Options) -> model::Loaded {
 fn check(opts: &cli::Options) -> i32 {
     let loaded = load(opts);
     let (mut err, mut out) = (std::io::stderr().lock(), std::io::stdout().lock());
-    let code = verdict::report(
-        &loaded,
-        opts.format,
-        opts.quiet,
-        opts.zero_warning,
-        &mut err,
-        &mut out,
-    );
+    let code = verdict::report(&loaded, opts.format, opts.quiet, opts.zero_warning, &mut err, &mut out);
     let _ = out.flush();
     code
 }
@@ -136,31 +103,13 @@ fn run(opts: &cli::Options) -> i32 {
     let (mut err, mut out) = (std::io::stderr().lock(), std::io::stdout().lock());
     let (v, _) = verdict::verdict(&loaded, opts.zero_warning);
     if v != verdict::Verdict::Valid {
-        return verdict::report(
-            &loaded,
-            opts.format,
-            opts.quiet,
-            opts.zero_warning,
-            &mut err,
-            &mut out,
-        );
+        return verdict::report(&loaded, opts.format, opts.quiet, opts.zero_warning, &mut err, &mut out);
     }
-    let unsupported: Vec<_> = loaded
-        .diagnostics
-        .iter()
-        .filter(|d| d.code == hapx::check::UNSUPPORTED)
-        .collect();
+    let unsupported: Vec<_> = loaded.diagnostics.iter().filter(|d| d.code == hapx::check::UNSUPPORTED).collect();
     let pid = std::process::id();
     for d in &unsupported {
-        let _ = writeln!(
-            err,
-            "[ALERT]    ({pid}) : config : {} Refusing to start.",
-            d.haproxy_text()
-        );
+        let _ = writeln!(err, "[ALERT]    ({pid}) : config : {} Refusing to start.", d.haproxy_text());
     }
-    let _ = writeln!(
-        err,
-        "[ALERT]    ({pid}) : config : the hapx runtime is not built yet; only '-c' is available."
-    );
+    let _ = writeln!(err, "[ALERT]    ({pid}) : config : the hapx runtime is not built yet; only '-c' is available.");
     1
 }

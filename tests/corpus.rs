@@ -13,22 +13,11 @@ fn corpus_dir() -> PathBuf {
 /// The command prefix that cuts name resolution off, if this machine allows it.
 fn no_dns_wrapper(tmp: &Path) -> Vec<String> {
     let conf = tmp.join("resolv.conf");
-    if std::fs::write(
-        &conf,
-        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
-    )
-    .is_err()
-    {
+    if std::fs::write(&conf, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").is_err() {
         return Vec::new();
     }
     let probe = Command::new("unshare")
-        .args([
-            "-m",
-            "sh",
-            "-c",
-            "mount --bind \"$1\" /etc/resolv.conf",
-            "sh",
-        ])
+        .args(["-m", "sh", "-c", "mount --bind \"$1\" /etc/resolv.conf", "sh"])
         .arg(&conf)
         .output();
     match probe {
@@ -55,31 +44,18 @@ struct Expect {
 
 fn parse_expect(text: &str) -> Expect {
     let mut lines = text.lines();
-    let exit = lines
-        .next()
-        .and_then(|l| l.strip_prefix("exit "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(-1);
-    let alerts = lines
-        .filter(|l| l.starts_with("[ALERT]"))
-        .map(str::to_string)
-        .collect();
+    let exit = lines.next().and_then(|l| l.strip_prefix("exit ")).and_then(|n| n.trim().parse().ok()).unwrap_or(-1);
+    let alerts = lines.filter(|l| l.starts_with("[ALERT]")).map(str::to_string).collect();
     Expect { exit, alerts }
 }
 
 /// As oracle.sh: the tag, the `(pid) :` part dropped, whitespace runs collapsed.
 fn normalize(line: &str) -> Option<String> {
-    let tag = ["[ALERT]", "[WARNING]"]
-        .into_iter()
-        .find(|t| line.starts_with(t))?;
+    let tag = ["[ALERT]", "[WARNING]"].into_iter().find(|t| line.starts_with(t))?;
     let mut rest = line[tag.len()..].trim_start();
     if let Some((pid, after)) = rest.strip_prefix('(').and_then(|r| r.split_once(')')) {
         if pid.bytes().all(|b| b.is_ascii_digit()) {
-            rest = after
-                .trim_start()
-                .strip_prefix(':')
-                .unwrap_or(after)
-                .trim_start();
+            rest = after.trim_start().strip_prefix(':').unwrap_or(after).trim_start();
         }
     }
     let body: Vec<&str> = rest.split_whitespace().collect();
@@ -127,8 +103,7 @@ fn corpus_verdicts_match_haproxy_2_6() {
     let mut unexplained: Vec<String> = Vec::new();
     let mut explained_used: BTreeSet<String> = BTreeSet::new();
     for name in &names {
-        let expect_text = std::fs::read_to_string(dir.join(name.replace(".cfg", ".expect")))
-            .expect("expect file");
+        let expect_text = std::fs::read_to_string(dir.join(name.replace(".cfg", ".expect"))).expect("expect file");
         let expect = parse_expect(&expect_text);
         let mut cmd = match wrap.split_first() {
             Some((first, rest)) => {
@@ -139,24 +114,16 @@ fn corpus_verdicts_match_haproxy_2_6() {
             None => Command::new("env"),
         };
         cmd.args(["-i", "PATH=/usr/sbin:/usr/bin:/bin", "HOME=/tmp"]);
-        cmd.arg(env!("CARGO_BIN_EXE_hapx"))
-            .args(["-c", "--target-version", "2.6", "-f", name])
-            .current_dir(&dir);
+        cmd.arg(env!("CARGO_BIN_EXE_hapx")).args(["-c", "--target-version", "2.6", "-f", name]).current_dir(&dir);
         let out = cmd.output().expect("run hapx");
         let code = out.status.code().unwrap_or(-1);
         if code != expect.exit {
-            exit_mismatch.push(format!(
-                "{name}: hapx exit {code}, haproxy exit {}",
-                expect.exit
-            ));
+            exit_mismatch.push(format!("{name}: hapx exit {code}, haproxy exit {}", expect.exit));
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         let got_lines: BTreeSet<String> = stderr.lines().filter_map(normalize).collect();
-        let got_locations: BTreeSet<String> = got_lines
-            .iter()
-            .filter(|l| l.starts_with("[ALERT]"))
-            .filter_map(|l| location(l))
-            .collect();
+        let got_locations: BTreeSet<String> =
+            got_lines.iter().filter(|l| l.starts_with("[ALERT]")).filter_map(|l| location(l)).collect();
         for line in &expect.alerts {
             let loc = location(line);
             if let Some(loc) = &loc {
@@ -189,27 +156,13 @@ fn corpus_verdicts_match_haproxy_2_6() {
     for m in &missed {
         eprintln!("  alert not reproduced at {m}");
     }
-    assert!(
-        exit_mismatch.is_empty(),
-        "exit codes differ:\n{}",
-        exit_mismatch.join("\n")
-    );
-    assert!(
-        ratio >= 0.95,
-        "only {:.1}% of HAProxy's located alerts reproduced",
-        ratio * 100.0
-    );
+    assert!(exit_mismatch.is_empty(), "exit codes differ:\n{}", exit_mismatch.join("\n"));
+    assert!(ratio >= 0.95, "only {:.1}% of HAProxy's located alerts reproduced", ratio * 100.0);
     assert!(
         unexplained.is_empty(),
         "HAProxy alerts not reproduced word for word and not in testdata/corpus-known-differences.txt:\n{}",
         unexplained.join("\n")
     );
-    let stale: Vec<&String> = known
-        .iter()
-        .filter(|k| !explained_used.contains(*k))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "known differences that no longer differ (remove them): {stale:?}"
-    );
+    let stale: Vec<&String> = known.iter().filter(|k| !explained_used.contains(*k)).collect();
+    assert!(stale.is_empty(), "known differences that no longer differ (remove them): {stale:?}");
 }

@@ -62,12 +62,7 @@ fn normalize(stderr: &str) -> Vec<String> {
             };
             let rest = rest.trim_start();
             let rest = strip_pid(rest).unwrap_or(rest);
-            Some(
-                format!("{tag} {rest}")
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )
+            Some(format!("{tag} {rest}").split_whitespace().collect::<Vec<_>>().join(" "))
         })
         .filter(|l| !l.contains(HAPX_ONLY))
         .collect()
@@ -79,17 +74,11 @@ fn strip_pid(text: &str) -> Option<&str> {
     if close == 0 || !inner.get(..close)?.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    inner
-        .get(close + 1..)?
-        .trim_start()
-        .strip_prefix(':')
-        .map(str::trim_start)
+    inner.get(close + 1..)?.trim_start().strip_prefix(':').map(str::trim_start)
 }
 
 fn testdata(folder: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(folder)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(folder)
 }
 
 /// A fresh folder under the test target's temporary directory.
@@ -169,10 +158,7 @@ struct JsonParser<'a> {
 impl JsonParser<'_> {
     /// Parses a whole text that must hold one value and nothing else but blanks.
     fn parse_all(text: &str) -> Result<Json, String> {
-        let mut p = JsonParser {
-            bytes: text.as_bytes(),
-            pos: 0,
-        };
+        let mut p = JsonParser { bytes: text.as_bytes(), pos: 0 };
         let v = p.value()?;
         p.blanks();
         if p.pos != p.bytes.len() {
@@ -273,16 +259,11 @@ impl JsonParser<'_> {
 
     fn number(&mut self) -> Result<Json, String> {
         let start = self.pos;
-        while matches!(
-            self.peek(),
-            Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-        ) {
+        while matches!(self.peek(), Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')) {
             self.pos += 1;
         }
         let text = std::str::from_utf8(&self.bytes[start..self.pos]).map_err(|e| e.to_string())?;
-        text.parse()
-            .map(Json::Num)
-            .map_err(|_| format!("bad number '{text}'"))
+        text.parse().map(Json::Num).map_err(|_| format!("bad number '{text}'"))
     }
 
     fn string(&mut self) -> Result<String, String> {
@@ -343,23 +324,9 @@ fn is_closing_line(text: &str) -> bool {
 fn json_format_is_one_object_per_line_on_every_testdata_config() {
     let mut problems = Vec::new();
     for (dir, name) in all_testdata() {
-        let r = hapx(
-            &dir,
-            &[
-                "-c",
-                "--target-version",
-                "2.6",
-                "--format",
-                "json",
-                "-f",
-                &name,
-            ],
-        );
+        let r = hapx(&dir, &["-c", "--target-version", "2.6", "--format", "json", "-f", &name]);
         if !r.stderr.is_empty() {
-            problems.push(format!(
-                "{name}: json mode wrote to stderr: {}",
-                r.stderr.trim_end()
-            ));
+            problems.push(format!("{name}: json mode wrote to stderr: {}", r.stderr.trim_end()));
         }
         let lines: Vec<&str> = r.stdout.lines().collect();
         let mut objects = Vec::new();
@@ -375,33 +342,17 @@ fn json_format_is_one_object_per_line_on_every_testdata_config() {
             continue;
         };
         if last.num("exit") != Some(f64::from(r.code)) || last.str("verdict").is_none() {
-            problems.push(format!(
-                "{name}: last line is not the verdict for exit {}: {:?}",
-                r.code,
-                lines.last()
-            ));
+            problems.push(format!("{name}: last line is not the verdict for exit {}: {:?}", r.code, lines.last()));
         }
         for d in diags {
-            let ok_sev = matches!(
-                d.str("severity"),
-                Some("alert" | "warning" | "notice" | "diag")
-            );
-            if !ok_sev
-                || d.str("code").is_none()
-                || d.str("message").is_none()
-                || d.str("haproxy").is_none()
-            {
-                problems.push(format!(
-                    "{name}: diagnostic lacks severity/code/message/haproxy: {d:?}"
-                ));
+            let ok_sev = matches!(d.str("severity"), Some("alert" | "warning" | "notice" | "diag"));
+            if !ok_sev || d.str("code").is_none() || d.str("message").is_none() || d.str("haproxy").is_none() {
+                problems.push(format!("{name}: diagnostic lacks severity/code/message/haproxy: {d:?}"));
             }
             if d.get("file").is_some()
-                && !(d.num("line").is_some_and(|n| n >= 1.0)
-                    && d.num("column").is_some_and(|n| n >= 1.0))
+                && !(d.num("line").is_some_and(|n| n >= 1.0) && d.num("column").is_some_and(|n| n >= 1.0))
             {
-                problems.push(format!(
-                    "{name}: located diagnostic without line/column >= 1: {d:?}"
-                ));
+                problems.push(format!("{name}: located diagnostic without line/column >= 1: {d:?}"));
             }
         }
         // Every line of hapx's own HAProxy-format output is one diagnostic's `haproxy`
@@ -420,16 +371,11 @@ fn json_format_is_one_object_per_line_on_every_testdata_config() {
                 continue;
             };
             if !is_closing_line(text) && !texts.iter().any(|t| t == text) {
-                problems.push(format!(
-                    "{name}: no json diagnostic with haproxy text: {text}"
-                ));
+                problems.push(format!("{name}: no json diagnostic with haproxy text: {text}"));
             }
         }
         if plain.code != r.code {
-            problems.push(format!(
-                "{name}: exit {} in json, {} in haproxy format",
-                r.code, plain.code
-            ));
+            problems.push(format!("{name}: exit {} in json, {} in haproxy format", r.code, plain.code));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -438,28 +384,11 @@ fn json_format_is_one_object_per_line_on_every_testdata_config() {
 #[test]
 fn json_escapes_quotes_newlines_and_non_ascii() {
     // The unterminated quote message spans three lines; the BOM is a non-ASCII keyword.
-    for (name, needle) in [
-        ("unterminated_double_quote.cfg", "\n"),
-        ("bom_first_line.cfg", "\u{feff}global"),
-    ] {
-        let r = hapx(
-            &testdata("invalid"),
-            &[
-                "-c",
-                "--target-version",
-                "2.6",
-                "--format",
-                "json",
-                "-f",
-                name,
-            ],
-        );
+    for (name, needle) in [("unterminated_double_quote.cfg", "\n"), ("bom_first_line.cfg", "\u{feff}global")] {
+        let r = hapx(&testdata("invalid"), &["-c", "--target-version", "2.6", "--format", "json", "-f", name]);
         let first = r.stdout.lines().next().unwrap_or("");
         let v = JsonParser::parse_all(first).unwrap_or_else(|e| panic!("{name}: {e}: {first}"));
-        assert!(
-            v.str("message").is_some_and(|m| m.contains(needle)),
-            "{name}: {first}"
-        );
+        assert!(v.str("message").is_some_and(|m| m.contains(needle)), "{name}: {first}");
     }
 }
 
@@ -469,55 +398,23 @@ fn json_escapes_quotes_newlines_and_non_ascii() {
 #[test]
 fn github_format_annotates_each_diagnostic_with_file_and_line() {
     let dir = testdata("invalid");
-    let r = hapx(
-        &dir,
-        &[
-            "-c",
-            "--target-version",
-            "2.6",
-            "--format",
-            "github",
-            "-f",
-            "unknown_keyword_did_you_mean.cfg",
-        ],
-    );
+    let r =
+        hapx(&dir, &["-c", "--target-version", "2.6", "--format", "github", "-f", "unknown_keyword_did_you_mean.cfg"]);
     assert_eq!(r.code, 1);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{}", r.stdout);
-    assert!(
-        lines[0].starts_with("::error file=unknown_keyword_did_you_mean.cfg,line=2,"),
-        "{}",
-        lines[0]
-    );
-    let message = lines[0]
-        .split_once("::")
-        .and_then(|(_, rest)| rest.split_once("::"))
-        .map(|(_, m)| m);
-    assert_eq!(
-        message,
-        Some("unknown keyword 'maxconns' in 'global' section; did you mean 'maxconn' maybe ?")
-    );
+    assert!(lines[0].starts_with("::error file=unknown_keyword_did_you_mean.cfg,line=2,"), "{}", lines[0]);
+    let message = lines[0].split_once("::").and_then(|(_, rest)| rest.split_once("::")).map(|(_, m)| m);
+    assert_eq!(message, Some("unknown keyword 'maxconns' in 'global' section; did you mean 'maxconn' maybe ?"));
 }
 
 #[test]
 fn github_format_lines_are_workflow_commands_on_every_testdata_config() {
     let mut problems = Vec::new();
     for (dir, name) in all_testdata() {
-        let r = hapx(
-            &dir,
-            &[
-                "-c",
-                "--target-version",
-                "2.6",
-                "--format",
-                "github",
-                "-f",
-                &name,
-            ],
-        );
+        let r = hapx(&dir, &["-c", "--target-version", "2.6", "--format", "github", "-f", &name]);
         for line in r.stdout.lines() {
-            let Some((level, rest)) = line.strip_prefix("::").and_then(|l| l.split_once(' '))
-            else {
+            let Some((level, rest)) = line.strip_prefix("::").and_then(|l| l.split_once(' ')) else {
                 problems.push(format!("{name}: not a workflow command: {line}"));
                 continue;
             };
@@ -537,10 +434,7 @@ fn github_format_lines_are_workflow_commands_on_every_testdata_config() {
                 if numeric && !value.bytes().all(|b| b.is_ascii_digit()) {
                     problems.push(format!("{name}: {key}={value} is not a number"));
                 }
-                if !matches!(
-                    key,
-                    "file" | "line" | "col" | "endColumn" | "endLine" | "title"
-                ) {
+                if !matches!(key, "file" | "line" | "col" | "endColumn" | "endLine" | "title") {
                     problems.push(format!("{name}: unknown property {key}"));
                 }
             }
@@ -549,11 +443,7 @@ fn github_format_lines_are_workflow_commands_on_every_testdata_config() {
             }
         }
         // One `::error` per HAProxy alert that hapx reports as a diagnostic.
-        let errors = r
-            .stdout
-            .lines()
-            .filter(|l| l.starts_with("::error "))
-            .count();
+        let errors = r.stdout.lines().filter(|l| l.starts_with("::error ")).count();
         if r.code == 1 && errors == 0 && name != "zero_warning_makes_warning_fatal.cfg" {
             problems.push(format!("{name}: exit 1 without any ::error line"));
         }
@@ -563,9 +453,7 @@ fn github_format_lines_are_workflow_commands_on_every_testdata_config() {
                 .unwrap_or_default()
                 .contains("[ALERT]")
         {
-            problems.push(format!(
-                "{name}: exit 0 with ::error lines and no HAProxy alert"
-            ));
+            problems.push(format!("{name}: exit 0 with ::error lines and no HAProxy alert"));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -576,22 +464,10 @@ fn github_format_lines_are_workflow_commands_on_every_testdata_config() {
 fn github_format_reports_the_zero_warning_failure() {
     let r = hapx(
         &testdata("invalid"),
-        &[
-            "-c",
-            "--target-version",
-            "2.6",
-            "--format",
-            "github",
-            "-f",
-            "zero_warning_makes_warning_fatal.cfg",
-        ],
+        &["-c", "--target-version", "2.6", "--format", "github", "-f", "zero_warning_makes_warning_fatal.cfg"],
     );
     assert_eq!(r.code, 1);
-    assert!(
-        r.stdout.lines().any(|l| l.starts_with("::error ")),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.lines().any(|l| l.starts_with("::error ")), "{}", r.stdout);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -604,10 +480,7 @@ fn human_blocks(stderr: &str) -> Vec<(u32, u32, String, String)> {
     for (i, line) in lines.iter().enumerate() {
         let mut parts = line.splitn(4, ':');
         let (_file, l, c) = (parts.next(), parts.next(), parts.next());
-        let (Some(l), Some(c)) = (
-            l.and_then(|x| x.parse().ok()),
-            c.and_then(|x| x.parse().ok()),
-        ) else {
+        let (Some(l), Some(c)) = (l.and_then(|x| x.parse().ok()), c.and_then(|x| x.parse().ok())) else {
             continue;
         };
         let (Some(src), Some(caret)) = (lines.get(i + 1), lines.get(i + 2)) else {
@@ -623,34 +496,16 @@ fn human_blocks(stderr: &str) -> Vec<(u32, u32, String, String)> {
 /// The caret starts under byte `col` of the source line (both lines indented alike) and
 /// marks `word`.
 fn assert_caret(dir: &Path, cfg: &str, word: &str) {
-    let r = hapx(
-        dir,
-        &[
-            "-c",
-            "--target-version",
-            "2.6",
-            "--format",
-            "human",
-            "-f",
-            cfg,
-        ],
-    );
+    let r = hapx(dir, &["-c", "--target-version", "2.6", "--format", "human", "-f", cfg]);
     let blocks = human_blocks(&r.stderr);
-    let (_, col, src, caret) = blocks
-        .first()
-        .unwrap_or_else(|| panic!("{cfg}: no caret block in:\n{}", r.stderr));
+    let (_, col, src, caret) = blocks.first().unwrap_or_else(|| panic!("{cfg}: no caret block in:\n{}", r.stderr));
     let start = caret.find('^').expect("caret");
     let len = caret[start..].bytes().take_while(|&b| b == b'^').count();
     assert_eq!(&src[start..start + len], word, "{cfg}:\n{}", r.stderr);
     // The echoed line is the source line behind a fixed indent.
     let indent = src.len() - src.trim_start_matches(' ').len();
     let indent = indent.min(2);
-    assert_eq!(
-        start - indent + 1,
-        *col as usize,
-        "{cfg}: caret column:\n{}",
-        r.stderr
-    );
+    assert_eq!(start - indent + 1, *col as usize, "{cfg}: caret column:\n{}", r.stderr);
     // Tabs in the source line are kept in the caret line's padding.
     assert_eq!(
         caret[indent..start].bytes().filter(|&b| b == b'\t').count(),
@@ -664,11 +519,7 @@ fn human_format_puts_the_caret_under_the_offending_word() {
     let dir = scratch("human");
     write(&dir, "kw.cfg", "global\n    maxconns 10\n");
     write(&dir, "tab.cfg", "global\n\t maxconns 10\n");
-    write(
-        &dir,
-        "timeout.cfg",
-        "listen l\n    bind 127.0.0.1:18080\n    timeout check   10S\n",
-    );
+    write(&dir, "timeout.cfg", "listen l\n    bind 127.0.0.1:18080\n    timeout check   10S\n");
     write(&dir, "bind.cfg", "listen l\n    bind 127.0.0.2 name x\n");
     assert_caret(&dir, "kw.cfg", "maxconns");
     assert_caret(&dir, "tab.cfg", "maxconns");
@@ -687,30 +538,12 @@ fn human_format_marks_lexical_errors_where_haproxy_does() {
         ("env_forbidden_first_char.cfg", b'5'),
         ("hex_escape_truncated.cfg", b'\\'),
     ] {
-        let r = hapx(
-            &testdata("invalid"),
-            &[
-                "-c",
-                "--target-version",
-                "2.6",
-                "--format",
-                "human",
-                "-f",
-                cfg,
-            ],
-        );
+        let r = hapx(&testdata("invalid"), &["-c", "--target-version", "2.6", "--format", "human", "-f", cfg]);
         let blocks = human_blocks(&r.stderr);
-        let (line, _, src, caret) = blocks
-            .first()
-            .unwrap_or_else(|| panic!("{cfg}: no caret block:\n{}", r.stderr));
+        let (line, _, src, caret) = blocks.first().unwrap_or_else(|| panic!("{cfg}: no caret block:\n{}", r.stderr));
         assert_eq!(*line, 2);
         let start = caret.find('^').expect("caret");
-        assert_eq!(
-            src.as_bytes().get(start),
-            Some(&marked),
-            "{cfg}:\n{}",
-            r.stderr
-        );
+        assert_eq!(src.as_bytes().get(start), Some(&marked), "{cfg}:\n{}", r.stderr);
     }
 }
 
@@ -718,18 +551,7 @@ fn human_format_marks_lexical_errors_where_haproxy_does() {
 fn human_format_echoes_the_real_source_line_on_every_testdata_config() {
     let mut problems = Vec::new();
     for (dir, name) in all_testdata() {
-        let r = hapx(
-            &dir,
-            &[
-                "-c",
-                "--target-version",
-                "2.6",
-                "--format",
-                "human",
-                "-f",
-                &name,
-            ],
-        );
+        let r = hapx(&dir, &["-c", "--target-version", "2.6", "--format", "human", "-f", &name]);
         let bytes = std::fs::read(dir.join(&name)).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         let source: Vec<&str> = text.lines().collect();
@@ -745,17 +567,10 @@ fn human_format_echoes_the_real_source_line_on_every_testdata_config() {
             // A column past the end of the line (a missing LF) is drawn right after it.
             let want = 2 + (col as usize - 1).min(real.len());
             if caret.find('^') != Some(want) {
-                problems.push(format!(
-                    "{name}:{line}: column {col} but caret at {:?}",
-                    caret.find('^')
-                ));
+                problems.push(format!("{name}:{line}: column {col} but caret at {:?}", caret.find('^')));
             }
         }
-        if r.stderr
-            .lines()
-            .last()
-            .is_some_and(|l| !l.contains(&format!("(exit {})", r.code)))
-        {
+        if r.stderr.lines().last().is_some_and(|l| !l.contains(&format!("(exit {})", r.code))) {
             problems.push(format!("{name}: summary does not give exit {}", r.code));
         }
     }
@@ -823,14 +638,7 @@ fn check_condition_error_text_matches_haproxy() {
 fn check_condition_patch_level_matches_haproxy_2_6_12() {
     let dir = std::env::temp_dir();
     // haproxy 2.6.12: version_before(2.6.13) is true.
-    assert_eq!(
-        hapx(
-            &dir,
-            &["--target-version", "2.6", "-cc", "version_before(2.6.13)"]
-        )
-        .code,
-        0
-    );
+    assert_eq!(hapx(&dir, &["--target-version", "2.6", "-cc", "version_before(2.6.13)"]).code, 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -840,17 +648,9 @@ fn check_condition_patch_level_matches_haproxy_2_6_12() {
 fn config_dir() -> PathBuf {
     let dir = scratch("dir");
     let d = dir.join("d");
-    for name in [
-        "02-a.cfg",
-        "10-b.cfg",
-        "B.cfg",
-        ".hidden.cfg",
-        "a.CFG",
-        "x.cfg~",
-        "notes.txt",
-        "noext",
-        "sub.cfg/in.cfg",
-    ] {
+    for name in
+        ["02-a.cfg", "10-b.cfg", "B.cfg", ".hidden.cfg", "a.CFG", "x.cfg~", "notes.txt", "noext", "sub.cfg/in.cfg"]
+    {
         write(&d, name, &format!("global\n    .warning \"{name}\"\n"));
     }
     dir
@@ -868,10 +668,7 @@ fn both(dir: &Path, args: &[&str]) -> (Run, Option<Run>) {
 fn loaded_order(stderr: &str) -> Vec<String> {
     normalize(stderr)
         .iter()
-        .filter_map(|l| {
-            l.rsplit_once("]: '")
-                .map(|(_, n)| n.trim_end_matches("'.").to_string())
-        })
+        .filter_map(|l| l.rsplit_once("]: '").map(|(_, n)| n.trim_end_matches("'.").to_string()))
         .collect()
 }
 
@@ -879,12 +676,7 @@ fn loaded_order(stderr: &str) -> Vec<String> {
 fn dir_loads_cfg_files_in_byte_order_skipping_hidden_and_others() {
     let dir = config_dir();
     let (x, h) = both(&dir, &["-f", "d"]);
-    assert_eq!(
-        loaded_order(&x.stderr),
-        ["02-a.cfg", "10-b.cfg", "B.cfg"],
-        "{}",
-        x.stderr
-    );
+    assert_eq!(loaded_order(&x.stderr), ["02-a.cfg", "10-b.cfg", "B.cfg"], "{}", x.stderr);
     assert_eq!(x.code, 2, "no listener");
     if let Some(h) = h {
         assert_eq!(normalize(&x.stderr), normalize(&h.stderr));
@@ -903,14 +695,8 @@ fn repeated_f_and_double_dash_load_in_command_line_order() {
     ] {
         let (x, h) = both(&dir, &args);
         let want: Vec<String> = match args.last() {
-            Some(&"d") => ["10-b.cfg", "02-a.cfg", "10-b.cfg", "B.cfg"]
-                .map(String::from)
-                .to_vec(),
-            _ => args
-                .iter()
-                .filter(|a| a.starts_with("d/"))
-                .map(|a| a.trim_start_matches("d/").to_string())
-                .collect(),
+            Some(&"d") => ["10-b.cfg", "02-a.cfg", "10-b.cfg", "B.cfg"].map(String::from).to_vec(),
+            _ => args.iter().filter(|a| a.starts_with("d/")).map(|a| a.trim_start_matches("d/").to_string()).collect(),
         };
         assert_eq!(loaded_order(&x.stderr), want, "{args:?}: {}", x.stderr);
         if let Some(h) = h {
@@ -924,20 +710,11 @@ fn repeated_f_and_double_dash_load_in_command_line_order() {
 fn if_block_cannot_cross_a_file_boundary() {
     let dir = scratch("crossing");
     write(&dir, "a.cfg", "global\n.if 1\n");
-    write(
-        &dir,
-        "b.cfg",
-        ".endif\nlisten l\n    bind 127.0.0.1:18080\n",
-    );
+    write(&dir, "b.cfg", ".endif\nlisten l\n    bind 127.0.0.1:18080\n");
     let (x, h) = both(&dir, &["-f", "a.cfg", "-f", "b.cfg"]);
     assert_eq!(x.code, 1);
     let got = normalize(&x.stderr);
-    assert!(
-        got.contains(
-            &"[ALERT] config : parsing [a.cfg:2]: non-terminated '.if' block.".to_string()
-        ),
-        "{got:?}"
-    );
+    assert!(got.contains(&"[ALERT] config : parsing [a.cfg:2]: non-terminated '.if' block.".to_string()), "{got:?}");
     if let Some(h) = h {
         for line in normalize(&h.stderr) {
             assert!(got.contains(&line), "missing {line}\nhapx: {got:?}");
@@ -954,10 +731,7 @@ fn each_file_starts_outside_any_section() {
     assert_eq!(x.code, 1);
     let got = normalize(&x.stderr);
     assert!(
-        got.contains(
-            &"[ALERT] config : parsing [b.cfg:1]: unknown keyword 'maxconn' out of section."
-                .to_string()
-        ),
+        got.contains(&"[ALERT] config : parsing [b.cfg:1]: unknown keyword 'maxconn' out of section.".to_string()),
         "{got:?}"
     );
     if let Some(h) = h {
@@ -999,11 +773,7 @@ fn missing_file_after_a_good_one_is_fatal() {
     if let Some(h) = h {
         assert_eq!(x.code, h.code);
         for line in normalize(&h.stderr) {
-            assert!(
-                normalize(&x.stderr).contains(&line),
-                "missing {line}\nhapx: {}",
-                x.stderr
-            );
+            assert!(normalize(&x.stderr).contains(&line), "missing {line}\nhapx: {}", x.stderr);
         }
     }
 }
@@ -1016,17 +786,11 @@ const TIMEOUTS: &str = "    timeout client 5s\n    timeout connect 5s\n    timeo
 #[test]
 fn crt_store_section_is_unknown_in_2_6_and_accepted_in_3_4() {
     let dir = scratch("target-crt-store");
-    write(
-        &dir,
-        "a.cfg",
-        &format!("crt-store st\n    crt-base /tmp\nlisten l\n    bind 127.0.0.1:18080\n{TIMEOUTS}"),
-    );
+    write(&dir, "a.cfg", &format!("crt-store st\n    crt-base /tmp\nlisten l\n    bind 127.0.0.1:18080\n{TIMEOUTS}"));
     let old = hapx(&dir, &["-c", "--target-version", "2.6", "-f", "a.cfg"]);
     assert_eq!(old.code, 1);
-    assert!(normalize(&old.stderr).contains(
-        &"[ALERT] config : parsing [a.cfg:1]: unknown keyword 'crt-store' out of section."
-            .to_string()
-    ));
+    assert!(normalize(&old.stderr)
+        .contains(&"[ALERT] config : parsing [a.cfg:1]: unknown keyword 'crt-store' out of section.".to_string()));
     if let Some(h) = haproxy(&dir, &["-c", "-f", "a.cfg"]) {
         assert_eq!(normalize(&old.stderr), normalize(&h.stderr));
     }
@@ -1039,15 +803,8 @@ fn crt_store_section_is_unknown_in_2_6_and_accepted_in_3_4() {
 #[ignore = "hapx bug: 'timeout client-hs' (2.8+) refused at --target-version 3.4: the timeout list is fixed to 2.6's"]
 fn timeout_client_hs_is_unknown_in_2_6_and_accepted_in_3_4() {
     let dir = scratch("target-client-hs");
-    write(
-        &dir,
-        "a.cfg",
-        &format!("listen l\n    bind 127.0.0.1:18080\n{TIMEOUTS}    timeout client-hs 5s\n"),
-    );
-    assert_eq!(
-        hapx(&dir, &["-c", "--target-version", "2.6", "-f", "a.cfg"]).code,
-        1
-    );
+    write(&dir, "a.cfg", &format!("listen l\n    bind 127.0.0.1:18080\n{TIMEOUTS}    timeout client-hs 5s\n"));
+    assert_eq!(hapx(&dir, &["-c", "--target-version", "2.6", "-f", "a.cfg"]).code, 1);
     let new = hapx(&dir, &["-c", "--target-version", "3.4", "-f", "a.cfg"]);
     assert_eq!(new.code, 0, "{}", new.stderr);
 }
@@ -1055,11 +812,7 @@ fn timeout_client_hs_is_unknown_in_2_6_and_accepted_in_3_4() {
 #[test]
 fn balance_log_hash_is_refused_in_2_6() {
     let dir = scratch("target-log-hash");
-    write(
-        &dir,
-        "a.cfg",
-        &format!("listen l\n    bind 127.0.0.1:18080\n{TIMEOUTS}    balance log-hash\n"),
-    );
+    write(&dir, "a.cfg", &format!("listen l\n    bind 127.0.0.1:18080\n{TIMEOUTS}    balance log-hash\n"));
     let old = hapx(&dir, &["-c", "--target-version", "2.6", "-f", "a.cfg"]);
     assert_eq!(old.code, 1);
     if let Some(h) = haproxy(&dir, &["-c", "-f", "a.cfg"]) {
@@ -1084,31 +837,13 @@ fn tag_prefixes(stderr: &str) -> Vec<String> {
 #[ignore = "hapx bug: tags are padded one space short of HAProxy's ('[ALERT]   (' vs '[ALERT]    (')"]
 fn haproxy_format_pads_tags_like_haproxy() {
     let dir = testdata("valid");
-    let x = hapx(
-        &dir,
-        &[
-            "-c",
-            "--target-version",
-            "2.6",
-            "-f",
-            "time_compound_warns.cfg",
-        ],
-    );
+    let x = hapx(&dir, &["-c", "--target-version", "2.6", "-f", "time_compound_warns.cfg"]);
     let Some(h) = haproxy(&dir, &["-c", "-f", "time_compound_warns.cfg"]) else {
         return;
     };
     assert_eq!(tag_prefixes(&x.stderr), tag_prefixes(&h.stderr));
     let dir = testdata("invalid");
-    let x = hapx(
-        &dir,
-        &[
-            "-c",
-            "--target-version",
-            "2.6",
-            "-f",
-            "unknown_keyword_did_you_mean.cfg",
-        ],
-    );
+    let x = hapx(&dir, &["-c", "--target-version", "2.6", "-f", "unknown_keyword_did_you_mean.cfg"]);
     let Some(h) = haproxy(&dir, &["-c", "-f", "unknown_keyword_did_you_mean.cfg"]) else {
         return;
     };

@@ -80,13 +80,8 @@ const TYPED_PROXY: &[&str] = &[
 
 const TARGET: Version = Version::new(3, 4);
 
-const SECTIONS: [SectionKind; 5] = [
-    SectionKind::Global,
-    SectionKind::Defaults,
-    SectionKind::Frontend,
-    SectionKind::Backend,
-    SectionKind::Listen,
-];
+const SECTIONS: [SectionKind; 5] =
+    [SectionKind::Global, SectionKind::Defaults, SectionKind::Frontend, SectionKind::Backend, SectionKind::Listen];
 
 /// A plausible word for an argument type.
 fn sample_word(ty: ArgType) -> Vec<&'static str> {
@@ -141,10 +136,7 @@ fn try_line(section: SectionKind, line: &str) -> (Outcome, String) {
     }
     let line_no = text.lines().count() as u32 + 1;
     text.push_str(&format!("    {line}\n"));
-    let opts = LoadOptions {
-        version: TARGET,
-        base_dir: None,
-    };
+    let opts = LoadOptions { version: TARGET, base_dir: None };
     let loaded = load_text("t.cfg", text.as_bytes(), &mut Vars::empty(), &opts);
     let on_line = |d: &&hapx::check::Diagnostic| d.span.as_ref().is_some_and(|s| s.line == line_no);
     let here: Vec<_> = loaded.diagnostics.iter().filter(on_line).collect();
@@ -188,17 +180,9 @@ fn cases() -> Vec<Case> {
             let line = words.join(" ");
             // The `no` form is a different statement: it must not be taken for the plain one.
             if k.negatable {
-                cases.push(Case {
-                    section,
-                    name: k.name,
-                    line: format!("no {line}"),
-                });
+                cases.push(Case { section, name: k.name, line: format!("no {line}") });
             }
-            cases.push(Case {
-                section,
-                name: k.name,
-                line,
-            });
+            cases.push(Case { section, name: k.name, line });
         }
     }
     cases
@@ -227,11 +211,7 @@ fn every_keyword_is_typed_refused_or_reported_unsupported() {
             Outcome::Alert => alerts += 1,
             Outcome::Unsupported => unsupported += 1,
             Outcome::Silent if typed(c.section, c.name) => typed_ok += 1,
-            Outcome::Silent => silent.push(format!(
-                "{:<9} {:<40} [{summary}]",
-                c.section.name(),
-                c.line
-            )),
+            Outcome::Silent => silent.push(format!("{:<9} {:<40} [{summary}]", c.section.name(), c.line)),
         }
     }
     eprintln!(
@@ -239,29 +219,18 @@ fn every_keyword_is_typed_refused_or_reported_unsupported() {
         all.len(),
         silent.len()
     );
-    assert!(
-        silent.is_empty(),
-        "accepted silently, without typing:\n{}",
-        silent.join("\n")
-    );
+    assert!(silent.is_empty(), "accepted silently, without typing:\n{}", silent.join("\n"));
 }
 
 /// Keywords of the typed lists must exist, or the lists hide nothing real.
 #[test]
 fn typed_lists_name_real_keywords() {
-    for (section, list) in [
-        (SectionKind::Global, TYPED_GLOBAL),
-        (SectionKind::Listen, TYPED_PROXY),
-    ] {
+    for (section, list) in [(SectionKind::Global, TYPED_GLOBAL), (SectionKind::Listen, TYPED_PROXY)] {
         for name in list {
             let found = grammar()
                 .all_keywords()
                 .any(|k| k.name == *name && k.sections.contains(&section) && exists_in(k, TARGET));
-            assert!(
-                found,
-                "{name} is not a {} keyword in {TARGET}",
-                section.name()
-            );
+            assert!(found, "{name} is not a {} keyword in {TARGET}", section.name());
         }
     }
 }
@@ -283,32 +252,19 @@ fn list_refused_lines() {
 #[ignore = "hapx bug: global 'no log' pushes an empty log target instead of clearing the list"]
 fn no_log_in_global_is_not_a_log_target() {
     let text = "global\n    log 127.0.0.1:514 local0\n    no log\n";
-    let opts = LoadOptions {
-        version: TARGET,
-        base_dir: None,
-    };
+    let opts = LoadOptions { version: TARGET, base_dir: None };
     let loaded = load_text("t.cfg", text.as_bytes(), &mut Vars::empty(), &opts);
     assert!(!loaded.has_alert(), "{:?}", loaded.diagnostics);
     let logs = &loaded.config.global.logs;
-    let unsupported = loaded
-        .diagnostics
-        .iter()
-        .any(|d| d.code == UNSUPPORTED && d.span.as_ref().is_some_and(|s| s.line == 3));
-    assert!(
-        unsupported || logs.is_empty(),
-        "after 'no log', global logs are {logs:?}"
-    );
+    let unsupported =
+        loaded.diagnostics.iter().any(|d| d.code == UNSUPPORTED && d.span.as_ref().is_some_and(|s| s.line == 3));
+    assert!(unsupported || logs.is_empty(), "after 'no log', global logs are {logs:?}");
 }
 
 /// Keywords where HAProxy 2.6.12 accepts one word more than their grammar shape says
 /// (checked with `haproxy -c`): `setenv n1 1 x`, `presetenv n1 1 x`,
 /// `expose-experimental-directives x`, `option redispatch x x`.
-const HAPROXY_TAKES_MORE: &[&str] = &[
-    "setenv",
-    "presetenv",
-    "expose-experimental-directives",
-    "option redispatch",
-];
+const HAPROXY_TAKES_MORE: &[&str] = &["setenv", "presetenv", "expose-experimental-directives", "option redispatch"];
 
 /// A typed keyword given one word more than its shape allows must be refused: the model
 /// reads only the words it knows, so an unchecked extra word would be silently dropped.
@@ -317,10 +273,7 @@ const HAPROXY_TAKES_MORE: &[&str] = &[
 fn typed_keywords_refuse_an_extra_argument() {
     let mut accepted = Vec::new();
     for c in cases() {
-        if !typed(c.section, c.name)
-            || c.line.starts_with("no ")
-            || HAPROXY_TAKES_MORE.contains(&c.name)
-        {
+        if !typed(c.section, c.name) || c.line.starts_with("no ") || HAPROXY_TAKES_MORE.contains(&c.name) {
             continue;
         }
         let Some(k) = grammar()
@@ -342,9 +295,5 @@ fn typed_keywords_refuse_an_extra_argument() {
             accepted.push(format!("{:<9} {line:<40} [{summary}]", c.section.name()));
         }
     }
-    assert!(
-        accepted.is_empty(),
-        "extra arguments accepted:\n{}",
-        accepted.join("\n")
-    );
+    assert!(accepted.is_empty(), "extra arguments accepted:\n{}", accepted.join("\n"));
 }

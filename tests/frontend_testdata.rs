@@ -23,22 +23,11 @@ fn no_dns_wrapper() -> &'static [String] {
     static WRAP: OnceLock<Vec<String>> = OnceLock::new();
     WRAP.get_or_init(|| {
         let conf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("frontend-testdata-resolv.conf");
-        if std::fs::write(
-            &conf,
-            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
-        )
-        .is_err()
-        {
+        if std::fs::write(&conf, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").is_err() {
             return Vec::new();
         }
         let probe = Command::new("unshare")
-            .args([
-                "-m",
-                "sh",
-                "-c",
-                "mount --bind \"$1\" /etc/resolv.conf",
-                "sh",
-            ])
+            .args(["-m", "sh", "-c", "mount --bind \"$1\" /etc/resolv.conf", "sh"])
             .arg(&conf)
             .output();
         match probe {
@@ -70,12 +59,7 @@ fn normalize(stderr: &str) -> Vec<String> {
             };
             let rest = rest.trim_start();
             let rest = strip_pid(rest).unwrap_or(rest);
-            Some(
-                format!("{tag} {rest}")
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )
+            Some(format!("{tag} {rest}").split_whitespace().collect::<Vec<_>>().join(" "))
         })
         .collect()
 }
@@ -87,11 +71,7 @@ fn strip_pid(text: &str) -> Option<&str> {
     if close == 0 || !inner.get(..close)?.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    inner
-        .get(close + 1..)?
-        .trim_start()
-        .strip_prefix(':')
-        .map(str::trim_start)
+    inner.get(close + 1..)?.trim_start().strip_prefix(':').map(str::trim_start)
 }
 
 struct Expect {
@@ -107,10 +87,7 @@ fn read_expect(path: &Path) -> Expect {
         .and_then(|l| l.strip_prefix("exit "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("{}: first line is not 'exit N'", path.display()));
-    Expect {
-        exit,
-        lines: lines.map(str::to_string).collect(),
-    }
+    Expect { exit, lines: lines.map(str::to_string).collect() }
 }
 
 fn run_hapx(dir: &Path, file: &str) -> (i32, String) {
@@ -129,26 +106,17 @@ fn run_hapx(dir: &Path, file: &str) -> (i32, String) {
         .current_dir(dir)
         .stdin(std::process::Stdio::null());
     let out = cmd.output().expect("run hapx");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn check_case(folder: &str, name: &str) {
     let dir = testdata().join(folder);
     let expect = read_expect(&dir.join(format!("{name}.expect")));
     let (code, stderr) = run_hapx(&dir, &format!("{name}.cfg"));
-    let got: Vec<String> = normalize(&stderr)
-        .into_iter()
-        .filter(|l| !l.contains(HAPX_ONLY))
-        .collect();
+    let got: Vec<String> = normalize(&stderr).into_iter().filter(|l| !l.contains(HAPX_ONLY)).collect();
     let missing: Vec<&String> = expect.lines.iter().filter(|l| !got.contains(l)).collect();
     if code != expect.exit || !missing.is_empty() {
-        let mut report = format!(
-            "{folder}/{name}.cfg: hapx exit {code}, haproxy exit {}\n",
-            expect.exit
-        );
+        let mut report = format!("{folder}/{name}.cfg: hapx exit {code}, haproxy exit {}\n", expect.exit);
         for m in &missing {
             report.push_str(&format!("  missing: {m}\n"));
         }
@@ -202,51 +170,32 @@ fn hapx_prints_no_line_haproxy_does_not() {
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .expect("testdata folder")
             .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .strip_suffix(".cfg")
-                    .map(str::to_string)
-            })
+            .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".cfg").map(str::to_string))
             .collect();
         names.sort();
         for name in names {
             let expect = read_expect(&dir.join(format!("{name}.expect")));
             let (_, stderr) = run_hapx(&dir, &format!("{name}.cfg"));
-            for line in normalize(&stderr)
-                .into_iter()
-                .filter(|l| !l.contains(HAPX_ONLY))
-            {
+            for line in normalize(&stderr).into_iter().filter(|l| !l.contains(HAPX_ONLY)) {
                 if !expect.lines.contains(&line) {
                     extra.push(format!("{folder}/{name}.cfg: {line}"));
                 }
             }
         }
     }
-    assert!(
-        extra.is_empty(),
-        "lines HAProxy does not print:\n{}",
-        extra.join("\n")
-    );
+    assert!(extra.is_empty(), "lines HAProxy does not print:\n{}", extra.join("\n"));
 }
 
 #[test]
 fn normalize_matches_oracle_sh() {
     let stderr = "[NOTICE]   (7) : haproxy version\n[ALERT]    (1234) : config : parsing [a.cfg:2]:   x\t y  \n[WARNING]  (9) : config : w\nplain\n";
-    assert_eq!(
-        normalize(stderr),
-        [
-            "[ALERT] config : parsing [a.cfg:2]: x y",
-            "[WARNING] config : w"
-        ]
-    );
+    assert_eq!(normalize(stderr), ["[ALERT] config : parsing [a.cfg:2]: x y", "[WARNING] config : w"]);
 }
 
 cases! {
     valid_backend_keyword_in_frontend_warns: "valid", "backend_keyword_in_frontend_warns";
     valid_backslash_escapes_unquoted: "valid", "backslash_escapes_unquoted";
     valid_balance_hash_exists_in_2_6: "valid", "balance_hash_exists_in_2_6";
-    #[ignore = "hapx bug: bare 'balance' refused (2.6 accepts it)"]
     valid_balance_without_algorithm: "valid", "balance_without_algorithm";
     valid_bind_port_range: "valid", "bind_port_range";
     valid_comments_everywhere: "valid", "comments_everywhere";
@@ -282,14 +231,12 @@ cases! {
     valid_env_unset_expands_empty: "valid", "env_unset_expands_empty";
     valid_experimental_with_expose: "valid", "experimental_with_expose";
     valid_frontend_backend_same_name: "valid", "frontend_backend_same_name";
-    #[ignore = "hapx bug: no ALERT 'pidfile' already specified"]
     valid_global_twice_already_specified: "valid", "global_twice_already_specified";
     valid_hash_literal_in_quotes_and_escaped: "valid", "hash_literal_in_quotes_and_escaped";
     valid_hex_escape_two_digits: "valid", "hex_escape_two_digits";
     #[ignore = "hapx bug: no tcp-mode fallback warnings (option httplog, Layer 7 hash, http-request rules)"]
     valid_http_features_in_tcp_mode_warn: "valid", "http_features_in_tcp_mode_warn";
     valid_if_elif_else_nesting: "valid", "if_elif_else_nesting";
-    #[ignore = "hapx bug: no ALERT 'maxconn' already specified"]
     valid_keyword_quoted_and_concatenated: "valid", "keyword_quoted_and_concatenated";
     valid_long_line_accepted: "valid", "long_line_accepted";
     valid_message_directive_no_arg_prints_empty: "valid", "message_directive_no_arg_prints_empty";
@@ -299,7 +246,6 @@ cases! {
     valid_no_prefix_allowed: "valid", "no_prefix_allowed";
     valid_presetenv_does_not_overwrite: "valid", "presetenv_does_not_overwrite";
     valid_proxy_name_allowed_chars: "valid", "proxy_name_allowed_chars";
-    #[ignore = "hapx bug: ${.SECTION} in a listen gives 'listen' instead of the proxy name"]
     valid_pseudo_vars_file_line_section: "valid", "pseudo_vars_file_line_section";
     valid_server_without_port: "valid", "server_without_port";
     valid_setenv_takes_effect_next_line: "valid", "setenv_takes_effect_next_line";
@@ -312,7 +258,6 @@ cases! {
     valid_words_tabs_and_spaces: "valid", "words_tabs_and_spaces";
     #[ignore = "hapx bug: 'acl' accepted in an anonymous defaults"]
     invalid_acl_in_anonymous_defaults: "invalid", "acl_in_anonymous_defaults";
-    #[ignore = "hapx bug: '{src' ACL condition not checked"]
     invalid_anonymous_acl_needs_blanks: "invalid", "anonymous_acl_needs_blanks";
     #[ignore = "hapx bug: 'balance hdr' accepted"]
     invalid_args_balance_hdr_without_name: "invalid", "args_balance_hdr_without_name";
@@ -322,7 +267,6 @@ cases! {
     invalid_args_chroot_missing: "invalid", "args_chroot_missing";
     #[ignore = "hapx bug: 'crt-base' without a value accepted"]
     invalid_args_crt_base_missing: "invalid", "args_crt_base_missing";
-    #[ignore = "hapx bug: 'daemon x' accepted"]
     invalid_args_daemon_extra: "invalid", "args_daemon_extra";
     #[ignore = "hapx bug: 'disabled x' accepted (and exit 2)"]
     invalid_args_disabled_extra: "invalid", "args_disabled_extra";
@@ -334,15 +278,12 @@ cases! {
     invalid_args_global_log_missing_facility: "invalid", "args_global_log_missing_facility";
     #[ignore = "hapx bug: global log facility not checked"]
     invalid_args_global_log_unknown_facility: "invalid", "args_global_log_unknown_facility";
-    #[ignore = "hapx bug: global 'maxconn' without a value accepted"]
     invalid_args_global_maxconn_missing: "invalid", "args_global_maxconn_missing";
     #[ignore = "hapx bug: 'master-worker x' accepted"]
     invalid_args_master_worker_bad_option: "invalid", "args_master_worker_bad_option";
     #[ignore = "hapx bug: 'mode tcp x' accepted"]
     invalid_args_mode_extra: "invalid", "args_mode_extra";
-    #[ignore = "hapx bug: 'nbthread' without a value accepted"]
     invalid_args_nbthread_missing: "invalid", "args_nbthread_missing";
-    #[ignore = "hapx bug: 'nbthread abc' accepted"]
     invalid_args_nbthread_not_integer: "invalid", "args_nbthread_not_integer";
     #[ignore = "hapx bug: 'nbthread 0' accepted"]
     invalid_args_nbthread_zero: "invalid", "args_nbthread_zero";
@@ -358,7 +299,6 @@ cases! {
     invalid_args_proxy_log_missing_facility: "invalid", "args_proxy_log_missing_facility";
     #[ignore = "hapx bug: 'maxconn 10 20' accepted"]
     invalid_args_proxy_maxconn_extra: "invalid", "args_proxy_maxconn_extra";
-    #[ignore = "hapx bug: 'quiet x' accepted"]
     invalid_args_quiet_extra: "invalid", "args_quiet_extra";
     #[ignore = "hapx bug: 'retries 3 4' accepted"]
     invalid_args_retries_extra: "invalid", "args_retries_extra";
@@ -404,11 +344,9 @@ cases! {
     invalid_escaped_space_in_keyword: "invalid", "escaped_space_in_keyword";
     #[ignore = "hapx bug: experimental global keyword accepted without expose-experimental-directives"]
     invalid_experimental_without_expose: "invalid", "experimental_without_expose";
-    #[ignore = "hapx bug: 'daemon now' accepted"]
     invalid_extra_argument: "invalid", "extra_argument";
     #[ignore = "hapx bug: frontend and backend inheriting a rules defaults not reported"]
     invalid_frontend_backend_share_rules_defaults: "invalid", "frontend_backend_share_rules_defaults";
-    #[ignore = "hapx bug: 'daemon' in listen gives a capability warning instead of unknown keyword"]
     invalid_global_keyword_in_proxy: "invalid", "global_keyword_in_proxy";
     invalid_global_with_argument: "invalid", "global_with_argument";
     invalid_hex_escape_invalid: "invalid", "hex_escape_invalid";
@@ -418,7 +356,6 @@ cases! {
     invalid_if_not_terminated: "invalid", "if_not_terminated";
     invalid_keyword_case_sensitive: "invalid", "keyword_case_sensitive";
     invalid_keyword_out_of_section: "invalid", "keyword_out_of_section";
-    #[ignore = "hapx bug: exit 1 where HAProxy exits 0 after this alert"]
     invalid_listen_extra_words_alert_but_exit_0: "invalid", "listen_extra_words_alert_but_exit_0";
     #[ignore = "hapx bug: listen inheriting a rules defaults not reported"]
     invalid_listen_inherits_rules_defaults: "invalid", "listen_inherits_rules_defaults";
@@ -465,7 +402,6 @@ cases! {
     invalid_timeout_uppercase_unit: "invalid", "timeout_uppercase_unit";
     invalid_too_many_words: "invalid", "too_many_words";
     invalid_trailing_backslash_in_quote: "invalid", "trailing_backslash_in_quote";
-    #[ignore = "hapx bug: undeclared ACL in a tcp-request condition not reported"]
     invalid_undeclared_acl: "invalid", "undeclared_acl";
     invalid_unknown_default_backend: "invalid", "unknown_default_backend";
     invalid_unknown_dot_directive: "invalid", "unknown_dot_directive";

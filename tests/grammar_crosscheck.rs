@@ -14,11 +14,7 @@ fn manifest() -> PathBuf {
 /// Data rows of a reference TSV, header dropped.
 fn reference_rows(dir: &Path, file: &str) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.is_empty())
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect()
+    text.lines().skip(1).filter(|l| !l.is_empty()).map(|l| l.split('\t').map(str::to_string).collect()).collect()
 }
 
 fn key(file: &str, section: &str, name: &str) -> Key {
@@ -80,19 +76,14 @@ fn our_keys() -> BTreeSet<Key> {
 
 /// (file, section, name) rows listed in DIFFERENCES.md, each with a non-empty reason.
 fn differences() -> BTreeSet<Key> {
-    let text = std::fs::read_to_string(manifest().join("grammar/DIFFERENCES.md"))
-        .expect("grammar/DIFFERENCES.md");
+    let text = std::fs::read_to_string(manifest().join("grammar/DIFFERENCES.md")).expect("grammar/DIFFERENCES.md");
     let mut keys = BTreeSet::new();
     for line in text.lines() {
         let cols: Vec<&str> = line.split('\t').collect();
         if let [file, section, name, reason] = cols.as_slice() {
             assert!(!reason.trim().is_empty(), "no reason given: {line}");
             let name = if *file == "sections" { "-" } else { name };
-            let section = if *file == "sections" {
-                *section
-            } else {
-                section
-            };
+            let section = if *file == "sections" { *section } else { section };
             keys.insert(key(file, section, name));
         }
     }
@@ -110,49 +101,21 @@ fn grammar_matches_reference_tables() {
     let ours = our_keys();
     let listed = differences();
 
-    let missing: Vec<_> = theirs
-        .iter()
-        .filter(|k| !ours.contains(*k) && !listed.contains(*k))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "reference rows absent from grammar/ and not in DIFFERENCES.md: {missing:#?}"
-    );
-    let extra: Vec<_> = ours
-        .iter()
-        .filter(|k| !theirs.contains(*k) && !listed.contains(*k))
-        .collect();
-    assert!(
-        extra.is_empty(),
-        "grammar/ rows with no reference row and not in DIFFERENCES.md: {extra:#?}"
-    );
-    let stale: Vec<_> = listed
-        .iter()
-        .filter(|k| !theirs.contains(*k) && !ours.contains(*k))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "DIFFERENCES.md lists unknown rows: {stale:#?}"
-    );
-    let both: Vec<_> = listed
-        .iter()
-        .filter(|k| theirs.contains(*k) && ours.contains(*k))
-        .collect();
-    assert!(
-        both.is_empty(),
-        "DIFFERENCES.md lists rows that match: {both:#?}"
-    );
+    let missing: Vec<_> = theirs.iter().filter(|k| !ours.contains(*k) && !listed.contains(*k)).collect();
+    assert!(missing.is_empty(), "reference rows absent from grammar/ and not in DIFFERENCES.md: {missing:#?}");
+    let extra: Vec<_> = ours.iter().filter(|k| !theirs.contains(*k) && !listed.contains(*k)).collect();
+    assert!(extra.is_empty(), "grammar/ rows with no reference row and not in DIFFERENCES.md: {extra:#?}");
+    let stale: Vec<_> = listed.iter().filter(|k| !theirs.contains(*k) && !ours.contains(*k)).collect();
+    assert!(stale.is_empty(), "DIFFERENCES.md lists unknown rows: {stale:#?}");
+    let both: Vec<_> = listed.iter().filter(|k| theirs.contains(*k) && ours.contains(*k)).collect();
+    assert!(both.is_empty(), "DIFFERENCES.md lists rows that match: {both:#?}");
 }
 
 #[test]
 fn converters_and_fetches_are_told_apart() {
     let g = grammar();
-    assert!(g
-        .all_samples()
-        .any(|s| s.kind == SampleKind::Converter && s.name == "mqtt_field_value"));
-    assert!(g
-        .all_samples()
-        .any(|s| s.kind == SampleKind::Fetch && s.name == "req.payload"));
+    assert!(g.all_samples().any(|s| s.kind == SampleKind::Converter && s.name == "mqtt_field_value"));
+    assert!(g.all_samples().any(|s| s.kind == SampleKind::Fetch && s.name == "req.payload"));
 }
 
 /// Every "unknown keyword"/"unknown option" alert of HAProxy 2.6 in the corpus: the
@@ -168,13 +131,7 @@ fn corpus_unknown_words_agree_with_haproxy_26() {
     };
     let g = grammar();
     let v = Version::new(2, 6);
-    let quoted = |s: &str| -> Vec<String> {
-        s.split('\'')
-            .skip(1)
-            .step_by(2)
-            .map(str::to_string)
-            .collect()
-    };
+    let quoted = |s: &str| -> Vec<String> { s.split('\'').skip(1).step_by(2).map(str::to_string).collect() };
     let mut checked = 0;
     for e in entries.flatten() {
         let path = e.path();
@@ -187,10 +144,7 @@ fn corpus_unknown_words_agree_with_haproxy_26() {
                 continue;
             };
             let q = quoted(msg);
-            if msg.starts_with("unknown keyword '")
-                && msg.contains(" section")
-                && !msg.contains("out of section")
-            {
+            if msg.starts_with("unknown keyword '") && msg.contains(" section") && !msg.contains("out of section") {
                 let (Some(word), Some(sec)) = (q.first(), q.get(1)) else {
                     continue;
                 };

@@ -16,12 +16,7 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: Arc<str>, line: u32, col: u32, len: u32) -> Span {
-        Span {
-            file,
-            line,
-            col,
-            len,
-        }
+        Span { file, line, col, len }
     }
 }
 
@@ -91,36 +86,17 @@ impl Diagnostic {
         frame: Frame,
         message: impl Into<String>,
     ) -> Diagnostic {
-        Diagnostic {
-            severity,
-            code,
-            span,
-            frame,
-            message: message.into(),
-            hint: None,
-        }
+        Diagnostic { severity, code, span, frame, message: message.into(), hint: None }
     }
 
     /// An alert from a keyword parser: `parsing [file:line] : message`.
     pub fn alert(code: Code, span: &Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(
-            Severity::Alert,
-            code,
-            Some(span.clone()),
-            Frame::Parsing,
-            message,
-        )
+        Diagnostic::new(Severity::Alert, code, Some(span.clone()), Frame::Parsing, message)
     }
 
     /// A warning from a keyword parser: `parsing [file:line] : message`.
     pub fn warning(code: Code, span: &Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(
-            Severity::Warning,
-            code,
-            Some(span.clone()),
-            Frame::Parsing,
-            message,
-        )
+        Diagnostic::new(Severity::Warning, code, Some(span.clone()), Frame::Parsing, message)
     }
 
     pub fn with_frame(mut self, frame: Frame) -> Diagnostic {
@@ -167,12 +143,7 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} config : {}",
-            self.severity.tag().trim_end(),
-            self.haproxy_text()
-        )
+        write!(f, "{} config : {}", self.severity.tag().trim_end(), self.haproxy_text())
     }
 }
 

@@ -6,19 +6,12 @@ use super::{Diagnostic, Severity, UNSUPPORTED};
 
 /// One line (or block) in HAProxy's format: `[ALERT]    (pid) : config : text`.
 pub fn haproxy_line(d: &Diagnostic, pid: u32) -> String {
-    format!(
-        "{:<10} ({pid}) : config : {}",
-        d.severity.tag().trim_end(),
-        d.haproxy_text()
-    )
+    format!("{:<10} ({pid}) : config : {}", d.severity.tag().trim_end(), d.haproxy_text())
 }
 
 /// A plain line with no location framing, in HAProxy's format.
 pub fn haproxy_plain(severity: Severity, pid: u32, text: &str) -> String {
-    format!(
-        "{:<10} ({pid}) : config : {text}",
-        severity.tag().trim_end()
-    )
+    format!("{:<10} ({pid}) : config : {text}", severity.tag().trim_end())
 }
 
 /// The human form: `file:line:col: severity: message`, the line itself and a caret under
@@ -35,11 +28,7 @@ pub fn human(d: &Diagnostic, source_line: Option<&str>) -> String {
     let message = d.message.lines().next().unwrap_or("");
     match &d.span {
         Some(span) => {
-            let _ = writeln!(
-                s,
-                "{}:{}:{}: {sev}[{}]: {message}",
-                span.file, span.line, span.col, d.code
-            );
+            let _ = writeln!(s, "{}:{}:{}: {sev}[{}]: {message}", span.file, span.line, span.col, d.code);
             if let Some(line) = source_line {
                 let line = line.trim_end_matches(['\r', '\n']);
                 let _ = writeln!(s, "  {line}");
@@ -87,10 +76,7 @@ pub fn json(d: &Diagnostic) -> String {
         Severity::Notice => "notice",
         Severity::Diag => "diag",
     };
-    let mut s = format!(
-        "{{\"severity\":\"{sev}\",\"code\":\"{}\"",
-        json_escape(d.code)
-    );
+    let mut s = format!("{{\"severity\":\"{sev}\",\"code\":\"{}\"", json_escape(d.code));
     if let Some(span) = &d.span {
         let _ = write!(
             s,
@@ -101,12 +87,8 @@ pub fn json(d: &Diagnostic) -> String {
             span.len
         );
     }
-    let _ = write!(
-        s,
-        ",\"message\":\"{}\",\"haproxy\":\"{}\"",
-        json_escape(&d.message),
-        json_escape(&d.haproxy_text())
-    );
+    let _ =
+        write!(s, ",\"message\":\"{}\",\"haproxy\":\"{}\"", json_escape(&d.message), json_escape(&d.haproxy_text()));
     if let Some(hint) = &d.hint {
         let _ = write!(s, ",\"hint\":\"{}\"", json_escape(hint));
     }
@@ -116,9 +98,7 @@ pub fn json(d: &Diagnostic) -> String {
 
 /// Escapes a GitHub workflow command's data part.
 fn gh_escape(text: &str) -> String {
-    text.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 fn gh_prop(text: &str) -> String {
@@ -165,17 +145,17 @@ mod tests {
 
     #[test]
     fn haproxy_format_pads_the_tag_like_haproxy() {
-        assert_eq!(haproxy_line(&diag(), 42), "[ALERT]    (42) : config : parsing [a.cfg:3] : unknown keyword 'maxconns' in 'global' section");
+        assert_eq!(
+            haproxy_line(&diag(), 42),
+            "[ALERT]    (42) : config : parsing [a.cfg:3] : unknown keyword 'maxconns' in 'global' section"
+        );
     }
 
     #[test]
     fn human_format_marks_the_word_under_its_line() {
         let text = human(&diag(), Some("    maxconns 10\n"));
         assert!(text.starts_with("a.cfg:3:5: error[unknown-keyword]: unknown keyword"));
-        assert!(
-            text.contains("\n      maxconns 10\n      ^^^^^^^^\n"),
-            "{text}"
-        );
+        assert!(text.contains("\n      maxconns 10\n      ^^^^^^^^\n"), "{text}");
         assert!(text.contains("help: did you mean 'maxconn'?"));
     }
 
@@ -194,6 +174,11 @@ mod tests {
         let mut d = diag();
         d.span = Some(Span::new("dir,x/a:b.cfg".into(), 3, 5, 8));
         let g = github(&d);
-        assert!(g.starts_with("::error file=dir%2Cx/a%3Ab.cfg,line=3,col=5,endColumn=13,title=hapx unknown-keyword::unknown keyword"), "{g}");
+        assert!(
+            g.starts_with(
+                "::error file=dir%2Cx/a%3Ab.cfg,line=3,col=5,endColumn=13,title=hapx unknown-keyword::unknown keyword"
+            ),
+            "{g}"
+        );
     }
 }

@@ -38,40 +38,25 @@ pub fn verdict(loaded: &Loaded, zero_warning_flag: bool) -> (Verdict, Vec<(Sever
     let mut closing = Vec::new();
     if !loaded.parse_failed.is_empty() || loaded.aborted {
         for file in &loaded.parse_failed {
-            closing.push((
-                Severity::Alert,
-                format!("Error(s) found in configuration file : {file}"),
-            ));
+            closing.push((Severity::Alert, format!("Error(s) found in configuration file : {file}")));
         }
         // An aborted read ends without the summary line.
         if !loaded.aborted {
-            closing.push((
-                Severity::Alert,
-                "Fatal errors found in configuration.".to_string(),
-            ));
+            closing.push((Severity::Alert, "Fatal errors found in configuration.".to_string()));
         }
         return (Verdict::Invalid, closing);
     }
     match loaded.post {
         PostVerdict::Fatal => {
-            closing.push((
-                Severity::Alert,
-                "Fatal errors found in configuration.".to_string(),
-            ));
+            closing.push((Severity::Alert, "Fatal errors found in configuration.".to_string()));
             return (Verdict::Invalid, closing);
         }
         PostVerdict::AddrFailed => return (Verdict::Invalid, closing),
         PostVerdict::Ok => {}
     }
-    let warned = loaded
-        .diagnostics
-        .iter()
-        .any(|d| d.severity == Severity::Warning && is_haproxy(d));
+    let warned = loaded.diagnostics.iter().any(|d| d.severity == Severity::Warning && is_haproxy(d));
     if warned && (zero_warning_flag || loaded.config.global.zero_warning) {
-        closing.push((
-            Severity::Alert,
-            "Some warnings were found and 'zero-warning' is set. Aborting.".to_string(),
-        ));
+        closing.push((Severity::Alert, "Some warnings were found and 'zero-warning' is set. Aborting.".to_string()));
         return (Verdict::Invalid, closing);
     }
     if !loaded.config.has_listener() {
@@ -81,24 +66,13 @@ pub fn verdict(loaded: &Loaded, zero_warning_flag: bool) -> (Verdict, Vec<(Sever
 }
 
 /// Source lines, read once per file, for the human format's carets.
-fn source_line<'a>(
-    cache: &'a mut BTreeMap<String, Vec<String>>,
-    file: &str,
-    line: u32,
-) -> Option<&'a str> {
+fn source_line<'a>(cache: &'a mut BTreeMap<String, Vec<String>>, file: &str, line: u32) -> Option<&'a str> {
     let lines = cache.entry(file.to_string()).or_insert_with(|| {
         std::fs::read(file)
-            .map(|b| {
-                String::from_utf8_lossy(&b)
-                    .lines()
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|b| String::from_utf8_lossy(&b).lines().map(str::to_string).collect())
             .unwrap_or_default()
     });
-    lines
-        .get((line as usize).checked_sub(1)?)
-        .map(String::as_str)
+    lines.get((line as usize).checked_sub(1)?).map(String::as_str)
 }
 
 /// Prints the diagnostics and verdict of `-c` and returns the exit code.
@@ -115,15 +89,7 @@ pub fn report(
     match format {
         OutputFormat::Haproxy => {
             // `global quiet` hides what comes after it; `-q` hides everything.
-            let shown = if quiet {
-                0
-            } else {
-                loaded
-                    .config
-                    .global
-                    .quiet_from
-                    .unwrap_or(loaded.diagnostics.len())
-            };
+            let shown = if quiet { 0 } else { loaded.config.global.quiet_from.unwrap_or(loaded.diagnostics.len()) };
             for d in loaded.diagnostics.iter().take(shown) {
                 let _ = writeln!(err, "{}", render::haproxy_line(d, pid));
             }
@@ -131,10 +97,7 @@ pub fn report(
                 for (sev, text) in &closing {
                     let _ = writeln!(err, "{}", render::haproxy_plain(*sev, pid, text));
                 }
-                let warned = loaded
-                    .diagnostics
-                    .iter()
-                    .any(|d| d.severity == Severity::Warning && is_haproxy(d));
+                let warned = loaded.diagnostics.iter().any(|d| d.severity == Severity::Warning && is_haproxy(d));
                 match verdict {
                     Verdict::Valid => {
                         if warned {
@@ -143,7 +106,10 @@ pub fn report(
                         let _ = writeln!(out, "Configuration file is valid");
                     }
                     Verdict::NoListener => {
-                        let _ = writeln!(out, "Configuration file has no error but will not start (no listener) => exit(2).");
+                        let _ = writeln!(
+                            out,
+                            "Configuration file has no error but will not start (no listener) => exit(2)."
+                        );
                     }
                     Verdict::Invalid => {}
                 }
@@ -152,10 +118,7 @@ pub fn report(
         OutputFormat::Human => {
             let mut cache = BTreeMap::new();
             for d in &loaded.diagnostics {
-                let line = d
-                    .span
-                    .as_ref()
-                    .and_then(|s| source_line(&mut cache, &s.file, s.line).map(str::to_string));
+                let line = d.span.as_ref().and_then(|s| source_line(&mut cache, &s.file, s.line).map(str::to_string));
                 let _ = write!(err, "{}", render::human(d, line.as_deref()));
             }
             let (alerts, warnings, unsupported) = counts(&loaded.diagnostics);
@@ -174,12 +137,7 @@ pub fn report(
             for d in &loaded.diagnostics {
                 let _ = writeln!(out, "{}", render::json(d));
             }
-            let _ = writeln!(
-                out,
-                "{{\"verdict\":\"{:?}\",\"exit\":{}}}",
-                verdict,
-                verdict.exit_code()
-            );
+            let _ = writeln!(out, "{{\"verdict\":\"{:?}\",\"exit\":{}}}", verdict, verdict.exit_code());
         }
         OutputFormat::Github => {
             for d in &loaded.diagnostics {
@@ -191,15 +149,8 @@ pub fn report(
 }
 
 fn counts(diags: &[Diagnostic]) -> (usize, usize, usize) {
-    let alerts = diags
-        .iter()
-        .filter(|d| d.severity == Severity::Alert)
-        .count();
+    let alerts = diags.iter().filter(|d| d.severity == Severity::Alert).count();
     let unsupported = diags.iter().filter(|d| d.code == UNSUPPORTED).count();
-    let warnings = diags
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .count()
-        - unsupported;
+    let warnings = diags.iter().filter(|d| d.severity == Severity::Warning).count() - unsupported;
     (alerts, warnings, unsupported)
 }

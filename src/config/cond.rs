@@ -54,14 +54,7 @@ const SSL_LIB_NAME: &str = "OpenSSL 3.0.19 27 Jan 2026";
 /// `enabled()` options that are on by default on such a Linux build. HAProxy reads the live
 /// settings, so `nosplice`, `noepoll`, `ssl-server-verify none` or `-dS` would change them;
 /// we do not track those.
-const ENABLED_BY_DEFAULT: &[&str] = &[
-    "POLL",
-    "EPOLL",
-    "SPLICE",
-    "GETADDRINFO",
-    "REUSEPORT",
-    "FAST-FORWARD",
-];
+const ENABLED_BY_DEFAULT: &[&str] = &["POLL", "EPOLL", "SPLICE", "GETADDRINFO", "REUSEPORT", "FAST-FORWARD"];
 
 /// HAProxy's MAX_CFG_RECURSION: the parser's depth budget, spent on every `&&`, `||` and `(`.
 const MAX_RECURSION: i32 = 1024;
@@ -101,12 +94,7 @@ struct Predicate {
 }
 
 const fn pred(name: &'static str, since: (u16, u16), nargs: usize, kind: PredKind) -> Predicate {
-    Predicate {
-        name,
-        since: Version::new(since.0, since.1),
-        nargs,
-        kind,
-    }
+    Predicate { name, since: Version::new(since.0, since.1), nargs, kind }
 }
 
 /// Table order does not matter: names are matched whole. `since` is when the parser
@@ -120,24 +108,9 @@ static PREDICATES: &[Predicate] = &[
     pred("strstr", (2, 8), 2, PredKind::Strstr),
     pred("version_atleast", (2, 4), 1, PredKind::VersionAtleast),
     pred("version_before", (2, 4), 1, PredKind::VersionBefore),
-    pred(
-        "openssl_version_atleast",
-        (2, 6),
-        1,
-        PredKind::OsslVersionAtleast,
-    ),
-    pred(
-        "openssl_version_before",
-        (2, 6),
-        1,
-        PredKind::OsslVersionBefore,
-    ),
-    pred(
-        "ssllib_name_startswith",
-        (2, 6),
-        1,
-        PredKind::SsllibNameStartswith,
-    ),
+    pred("openssl_version_atleast", (2, 6), 1, PredKind::OsslVersionAtleast),
+    pred("openssl_version_before", (2, 6), 1, PredKind::OsslVersionBefore),
+    pred("ssllib_name_startswith", (2, 6), 1, PredKind::SsllibNameStartswith),
     pred("awslc_api_atleast", (3, 3), 1, PredKind::AwslcApiAtleast),
     pred("awslc_api_before", (3, 3), 1, PredKind::AwslcApiBefore),
     pred("enabled", (2, 8), 1, PredKind::Enabled),
@@ -333,9 +306,7 @@ impl Parser {
         }
         let (rest, first) = match self.term(i, depth - 1) {
             Ok(v) => v,
-            Err(nom::Err::Error(_)) => {
-                return fatal(format!("unparsable conditional sub-expression '{i}'"), i)
-            }
+            Err(nom::Err::Error(_)) => return fatal(format!("unparsable conditional sub-expression '{i}'"), i),
             Err(e) => return Err(e),
         };
         let rest = blanks(rest);
@@ -354,8 +325,7 @@ impl Parser {
 
     /// term := '!'* ( integer | '(' expr ')' | predicate [ '(' args ')' ] )
     fn term<'a>(&self, text: &'a str, depth: i32) -> PResult<'a, Term> {
-        let unparsable =
-            |at: &'a str| fatal(format!("unparsable conditional expression '{text}'"), at);
+        let unparsable = |at: &'a str| fatal(format!("unparsable conditional expression '{text}'"), at);
         let i = blanks(text);
         if i.is_empty() {
             return desync(text);
@@ -383,18 +353,12 @@ impl Parser {
                     let kind = TermKind::Paren(expr);
                     Ok((blanks(after), Term { neg, kind }))
                 }
-                Err(_) => fatal(
-                    format!("expected ')' after conditional expression '{text}'"),
-                    text,
-                ),
+                Err(_) => fatal(format!("expected ')' after conditional expression '{text}'"), text),
             };
         }
 
         let (args_text, name) = take_till::<_, &str, PErr>(|c| c == ' ' || c == '(')(i)?;
-        let Some(p) = PREDICATES
-            .iter()
-            .find(|p| p.name == name && p.since <= self.version)
-        else {
+        let Some(p) = PREDICATES.iter().find(|p| p.name == name && p.since <= self.version) else {
             return unparsable(text);
         };
         match make_arg_list(args_text, p.nargs) {
@@ -404,10 +368,7 @@ impl Parser {
                 Ok((rest, Term { neg, kind }))
             }
             Err(ArgError { msg, arg, at }) => fatal(
-                format!(
-                    "{msg} in argument {arg} of predicate '{}' used in conditional expression",
-                    p.name
-                ),
+                format!("{msg} in argument {arg} of predicate '{}' used in conditional expression", p.name),
                 args_text.get(at..).unwrap_or(""),
             ),
         }
@@ -434,20 +395,11 @@ fn c_strtol_base0(s: &str) -> Option<(&str, bool)> {
     } else {
         10
     };
-    let digits = b
-        .get(j..)
-        .unwrap_or(&[])
-        .iter()
-        .take_while(|&&c| (c as char).is_digit(radix))
-        .count();
+    let digits = b.get(j..).unwrap_or(&[]).iter().take_while(|&&c| (c as char).is_digit(radix)).count();
     if digits == 0 {
         return None;
     }
-    let nonzero = b
-        .get(j..j + digits)
-        .unwrap_or(&[])
-        .iter()
-        .any(|&c| c != b'0');
+    let nonzero = b.get(j..j + digits).unwrap_or(&[]).iter().any(|&c| c != b'0');
     Some((s.get(j + digits..).unwrap_or(""), nonzero))
 }
 
@@ -523,10 +475,7 @@ fn make_arg_list(s: &str, n: usize) -> Result<(Vec<String>, usize), ArgError> {
         }
         if !empty && !matches!(b.get(i), None | Some(b',' | b')')) {
             return Err(ArgError {
-                msg: format!(
-                    "too small buffer size to store decoded argument {}, increase bufsize ?",
-                    pos + 1
-                ),
+                msg: format!("too small buffer size to store decoded argument {}, increase bufsize ?", pos + 1),
                 arg: pos,
                 at: i,
             });
@@ -550,11 +499,8 @@ fn make_arg_list(s: &str, n: usize) -> Result<(Vec<String>, usize), ArgError> {
             i += 1;
         } else {
             let word = s.get(i..).unwrap_or("");
-            let msg = if word.is_empty() {
-                "expected ')'".to_string()
-            } else {
-                format!("expected ')' before '{word}'")
-            };
+            let msg =
+                if word.is_empty() { "expected ')'".to_string() } else { format!("expected ')' before '{word}'") };
             // HAProxy counts one argument too many here and corrects for it.
             let arg = if pos > 1 { pos - 1 } else { pos };
             return Err(ArgError { msg, arg, at: i });
@@ -597,12 +543,7 @@ fn eval_term(t: &Term, ctx: &CondCtx) -> Result<bool, EvalError> {
 fn eval_pred(p: &Predicate, args: &[String], ctx: &CondCtx) -> Result<bool, EvalError> {
     let a = args.first().map(String::as_str).unwrap_or("");
     let b = args.get(1).map(String::as_str).unwrap_or("");
-    let invalid = || {
-        EvalError(format!(
-            "invalid argument to conditional expression predicate '{}': '{a}'",
-            p.name
-        ))
-    };
+    let invalid = || EvalError(format!("invalid argument to conditional expression predicate '{}': '{a}'", p.name));
     Ok(match p.kind {
         PredKind::Defined => ctx.vars.lookup(a).is_some(),
         PredKind::Feature => has_feature(a, ctx.version),
@@ -651,12 +592,7 @@ fn has_feature(name: &str, version: Version) -> bool {
 
 /// C's strtol(s + from, &end, 10) truncated to unsigned int: (value, end offset).
 fn c_strtoul10(b: &[u8], from: usize) -> (u32, usize) {
-    let mut j = from
-        + b.get(from..)
-            .unwrap_or(&[])
-            .iter()
-            .take_while(|&&c| is_c_space(c))
-            .count();
+    let mut j = from + b.get(from..).unwrap_or(&[]).iter().take_while(|&&c| is_c_space(c)).count();
     let neg = match b.get(j) {
         Some(b'-') => {
             j += 1;
@@ -756,15 +692,7 @@ fn split_version(v: &str) -> Option<[u32; 7]> {
 /// written for "2.6" may run on any 2.6.z, and the newest is what is supported.
 fn compare_target_version(v: &str, target: Version) -> i32 {
     let Some(m) = split_version(v) else { return -3 };
-    let cur = [
-        u32::from(target.major),
-        u32::from(target.minor),
-        u32::MAX,
-        u32::MAX,
-        u32::MAX,
-        u32::MAX,
-        u32::MAX,
-    ];
+    let cur = [u32::from(target.major), u32::from(target.minor), u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX];
     match m.cmp(&cur) {
         std::cmp::Ordering::Less => -1,
         std::cmp::Ordering::Equal => 0,
@@ -813,11 +741,8 @@ fn openssl_version_parser(v: &str) -> Option<i64> {
             status = 0xf;
         }
     }
-    let num = ((major & 0xf) << 28)
-        | ((minor & 0xff) << 20)
-        | ((fix & 0xff) << 12)
-        | ((patch & 0xff) << 4)
-        | (status & 0xf);
+    let num =
+        ((major & 0xf) << 28) | ((minor & 0xff) << 20) | ((fix & 0xff) << 12) | ((patch & 0xff) << 4) | (status & 0xf);
     Some(i64::from(num as i32))
 }
 
@@ -844,15 +769,9 @@ pub fn eval(words: &[String], ctx: &CondCtx) -> Result<bool, CondError> {
         return Ok(false);
     }
     let offset = |rest: &str| expr.len() - rest.len();
-    let error = |msg: String, at: &str, at_eval: bool| CondError {
-        msg,
-        expr: expr.clone(),
-        offset: offset(at),
-        at_eval,
-    };
-    let parser = Parser {
-        version: ctx.version,
-    };
+    let error =
+        |msg: String, at: &str, at_eval: bool| CondError { msg, expr: expr.clone(), offset: offset(at), at_eval };
+    let parser = Parser { version: ctx.version };
     let (rest, tree) = match parser.expr(&expr, MAX_RECURSION) {
         Ok(v) => v,
         Err(nom::Err::Failure(PErr::Fatal { msg, at })) => return Err(error(msg, at, false)),
@@ -871,8 +790,7 @@ pub fn eval(words: &[String], ctx: &CondCtx) -> Result<bool, CondError> {
     };
     let rest = blanks(rest);
     if let Some(c) = rest.chars().next() {
-        let msg =
-            format!("unexpected character '{c}' at the end of conditional expression '{expr}'");
+        let msg = format!("unexpected character '{c}' at the end of conditional expression '{expr}'");
         return Err(error(msg, rest, false));
     }
     eval_expr(&tree, ctx).map_err(|EvalError(msg)| error(msg, rest, true))
@@ -946,11 +864,7 @@ pub struct DirectiveError {
 
 impl DirectiveError {
     fn new(message: String, stop: Stop) -> DirectiveError {
-        DirectiveError {
-            message,
-            stop,
-            crashes_haproxy: false,
-        }
+        DirectiveError { message, stop, crashes_haproxy: false }
     }
 }
 
@@ -976,10 +890,7 @@ impl Branch {
     }
     /// A branch was already taken (or the whole block is dead), so later ones are skipped.
     fn done(self) -> bool {
-        matches!(
-            self,
-            Branch::IfTake | Branch::IfSkip | Branch::ElifTake | Branch::ElifSkip
-        )
+        matches!(self, Branch::IfTake | Branch::IfSkip | Branch::ElifTake | Branch::ElifSkip)
     }
     fn is_else(self) -> bool {
         matches!(self, Branch::ElseTake | Branch::ElseDrop)
@@ -1037,11 +948,7 @@ impl CondStack {
                     return Ok(Outcome::Nothing);
                 }
                 let taken = Self::condition(".if", args, ctx)?;
-                let branch = if taken {
-                    Branch::IfTake
-                } else {
-                    Branch::IfDrop
-                };
+                let branch = if taken { Branch::IfTake } else { Branch::IfDrop };
                 self.levels.push((branch, line));
                 Ok(Outcome::Nothing)
             }
@@ -1087,11 +994,7 @@ impl CondStack {
                     let msg = "'.else' after '.else' is not permitted.".to_string();
                     return Err(DirectiveError::new(msg, Stop::Abort));
                 }
-                let branch = if top.done() {
-                    Branch::ElseDrop
-                } else {
-                    Branch::ElseTake
-                };
+                let branch = if top.done() { Branch::ElseDrop } else { Branch::ElseTake };
                 self.set_top(branch);
                 Ok(Outcome::Nothing)
             }
@@ -1201,9 +1104,7 @@ mod tests {
             if first.starts_with('.') {
                 match st.handle(line, first, &w[1..], &ctx) {
                     Ok(Outcome::Nothing) => {}
-                    Ok(Outcome::Message(sev, m)) => {
-                        out.push(format!("{} {line}: {m}", sev.tag().trim_end()))
-                    }
+                    Ok(Outcome::Message(sev, m)) => out.push(format!("{} {line}: {m}", sev.tag().trim_end())),
                     Err(e) => {
                         out.push(format!("[ALERT] {line}: {}", e.message));
                         match e.stop {
@@ -1228,16 +1129,9 @@ mod tests {
     }
 
     fn cond_in(expr: &str, version: Version) -> Result<bool, CondError> {
-        let vars: HashMap<String, String> = [
-            ("SET".to_string(), "yes".to_string()),
-            ("EMPTY".to_string(), String::new()),
-        ]
-        .into_iter()
-        .collect();
-        let ctx = CondCtx {
-            version,
-            vars: &vars,
-        };
+        let vars: HashMap<String, String> =
+            [("SET".to_string(), "yes".to_string()), ("EMPTY".to_string(), String::new())].into_iter().collect();
+        let ctx = CondCtx { version, vars: &vars };
         eval(&words(expr), &ctx)
     }
 
@@ -1352,10 +1246,7 @@ mod tests {
     #[test]
     fn argument_parser_handles_its_own_quotes_and_escapes() {
         let ctx_vars = HashMap::new();
-        let ctx = CondCtx {
-            version: v26(),
-            vars: &ctx_vars,
-        };
+        let ctx = CondCtx { version: v26(), vars: &ctx_vars };
         let w = |s: &str| vec![s.to_string()];
         // words as the lexer delivers them (quotes already removed at that level)
         assert_eq!(eval(&w("streq('a,b',\"a,b\")"), &ctx), Ok(true));
@@ -1367,7 +1258,8 @@ mod tests {
         // a comma cannot be escaped: the backslash stays and the comma ends the argument
         assert_eq!(
             eval(&w(r"streq('a,b',a\,b)"), &ctx).map_err(|e| e.message()),
-            Err("expected ')' before ',b)' in argument 1 of predicate 'streq' used in conditional expression".to_string())
+            Err("expected ')' before ',b)' in argument 1 of predicate 'streq' used in conditional expression"
+                .to_string())
         );
     }
 
@@ -1380,10 +1272,7 @@ mod tests {
         assert!(cond("version_atleast(2.6-dev1)"));
         assert!(!cond("version_atleast(2.7)"));
         assert!(!cond("version_atleast(3.0)"));
-        assert_eq!(
-            cond_in("version_atleast(3.0)", Version::new(3, 4)),
-            Ok(true)
-        );
+        assert_eq!(cond_in("version_atleast(3.0)", Version::new(3, 4)), Ok(true));
         // unparsable versions make compare fail with -3, which reads as "at least"
         assert!(cond("version_atleast(abc)"));
         assert!(cond("version_atleast()"));
@@ -1404,10 +1293,7 @@ mod tests {
         assert_eq!(split_version("1.2.1-pre2"), Some([1, 2, 1, 0, 2, 2, 0]));
         assert_eq!(split_version("1.2.10.1"), Some([1, 2, 10, 1, 3, 0, 0]));
         assert_eq!(split_version("1.5-dev18-43"), Some([1, 5, 0, 0, 1, 18, 43]));
-        assert_eq!(
-            split_version("2.4-dev18-f6818d-20"),
-            Some([2, 4, 0, 0, 1, 18, 20])
-        );
+        assert_eq!(split_version("2.4-dev18-f6818d-20"), Some([2, 4, 0, 0, 1, 18, 20]));
         assert_eq!(split_version("2.6x"), None);
         assert_eq!(split_version(""), None);
     }
@@ -1465,27 +1351,17 @@ mod tests {
     #[test]
     fn awslc_predicates_fail_on_a_build_without_aws_lc() {
         let e = cond_in("awslc_api_atleast(35)", Version::new(3, 4)).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "invalid argument to conditional expression predicate 'awslc_api_atleast': '35'"
-        );
+        assert_eq!(e.message(), "invalid argument to conditional expression predicate 'awslc_api_atleast': '35'");
         let e = cond_in("awslc_api_before(26)", Version::new(3, 3)).unwrap_err();
         assert!(e.crashes_haproxy(Version::new(3, 3)));
     }
 
     #[test]
     fn newer_predicates_are_unparsable_in_older_versions() {
-        for (expr, since) in [
-            ("strstr(a,b)", (2, 8)),
-            ("enabled(POLL)", (2, 8)),
-            ("awslc_api_before(1)", (3, 3)),
-        ] {
+        for (expr, since) in [("strstr(a,b)", (2, 8)), ("enabled(POLL)", (2, 8)), ("awslc_api_before(1)", (3, 3))] {
             let before = Version::new(since.0, since.1 - 1);
             let e = cond_in(expr, before).unwrap_err();
-            assert_eq!(
-                e.message(),
-                format!("unparsable conditional expression '{expr}'")
-            );
+            assert_eq!(e.message(), format!("unparsable conditional expression '{expr}'"));
             assert!(cond_in(expr, Version::new(since.0, since.1)).is_ok() || since == (3, 3));
         }
         // 2.6 knows openssl_* and ssllib_* although 3.3 first documents them.
@@ -1518,23 +1394,14 @@ mod tests {
             err("1 && !"),
             "unparsable conditional expression '!' in '.if' at position 6:\n  .if 1 && !\n           ^"
         );
-        assert_eq!(
-            err("!"),
-            "unparsable conditional expression '!' in '.if' at position 1:\n  .if !\n      ^"
-        );
-        assert_eq!(
-            err("- 1"),
-            "unparsable conditional expression '- 1' in '.if' at position 1:\n  .if - 1\n      ^"
-        );
+        assert_eq!(err("!"), "unparsable conditional expression '!' in '.if' at position 1:\n  .if !\n      ^");
+        assert_eq!(err("- 1"), "unparsable conditional expression '- 1' in '.if' at position 1:\n  .if - 1\n      ^");
     }
 
     #[test]
     fn blank_only_condition_is_an_unparsable_sub_expression() {
         let ctx_vars = HashMap::new();
-        let ctx = CondCtx {
-            version: v26(),
-            vars: &ctx_vars,
-        };
+        let ctx = CondCtx { version: v26(), vars: &ctx_vars };
         let e = eval(&[String::new(), String::new()], &ctx).unwrap_err();
         assert_eq!(
             e.render(".if"),
@@ -1548,14 +1415,8 @@ mod tests {
             err("(1"),
             "expected ')' after conditional expression '(1' in '.if' at position 1:\n  .if (1\n      ^"
         );
-        assert_eq!(
-            err("( )"),
-            "unparsable conditional expression ')' in '.if' at position 3:\n  .if ( )\n        ^"
-        );
-        assert_eq!(
-            err("("),
-            "unparsable conditional expression '(' in '.if' at position 1:\n  .if (\n      ^"
-        );
+        assert_eq!(err("( )"), "unparsable conditional expression ')' in '.if' at position 3:\n  .if ( )\n        ^");
+        assert_eq!(err("("), "unparsable conditional expression '(' in '.if' at position 1:\n  .if (\n      ^");
     }
 
     #[test]
@@ -1602,10 +1463,7 @@ mod tests {
     #[test]
     fn trailing_backslash_in_argument_fails_to_parse() {
         let vars = HashMap::new();
-        let ctx = CondCtx {
-            version: v26(),
-            vars: &vars,
-        };
+        let ctx = CondCtx { version: v26(), vars: &vars };
         let e = eval(&["streq(a\\".to_string()], &ctx).unwrap_err();
         assert_eq!(
             e.render(".if"),
@@ -1636,15 +1494,9 @@ mod tests {
         let ok = vec!["1"; 1022].join("&&");
         assert!(cond(&ok));
         let too_long = vec!["1"; 1023].join("&&");
-        assert_eq!(
-            cond_in(&too_long, v26()).unwrap_err().message(),
-            "unparsable conditional expression '1'"
-        );
+        assert_eq!(cond_in(&too_long, v26()).unwrap_err().message(), "unparsable conditional expression '1'");
         let deep = format!("{}1{}", "(".repeat(400), ")".repeat(400));
-        assert!(cond_in(&deep, v26())
-            .unwrap_err()
-            .message()
-            .starts_with("unparsable conditional sub-expression '((("));
+        assert!(cond_in(&deep, v26()).unwrap_err().message().starts_with("unparsable conditional sub-expression '((("));
     }
 
     // --- nesting (config text) -------------------------------------------------------------
@@ -1709,50 +1561,25 @@ mod tests {
     #[test]
     fn unclosed_if_is_reported_at_the_last_line() {
         let cfg = "global\n.if 1\n.notice \"a\"\n\n\n# comment\n";
-        assert_eq!(
-            run(cfg),
-            [
-                "live 1: global",
-                "[NOTICE] 3: 'a'.",
-                "[ALERT] 6: non-terminated '.if' block."
-            ]
-        );
+        assert_eq!(run(cfg), ["live 1: global", "[NOTICE] 3: 'a'.", "[ALERT] 6: non-terminated '.if' block."]);
         let mut st = CondStack::new();
         let vars = HashMap::new();
-        let ctx = CondCtx {
-            version: v26(),
-            vars: &vars,
-        };
+        let ctx = CondCtx { version: v26(), vars: &vars };
         assert!(st.handle(2, ".if", &[], &ctx).is_ok());
         assert_eq!(st.open_if_line(), Some(2));
     }
 
     #[test]
     fn lone_directives_are_fatal() {
-        assert_eq!(
-            run(".endif\n.notice \"after\"\n"),
-            ["[ALERT] 1: lone '.endif' with no matching '.if'."]
-        );
-        assert_eq!(
-            run(".else\n"),
-            ["[ALERT] 1: lone '.else' with no matching '.if'."]
-        );
-        assert_eq!(
-            run(".elif 1\n"),
-            ["[ALERT] 1: lone '.elif' with no matching '.if'."]
-        );
+        assert_eq!(run(".endif\n.notice \"after\"\n"), ["[ALERT] 1: lone '.endif' with no matching '.if'."]);
+        assert_eq!(run(".else\n"), ["[ALERT] 1: lone '.else' with no matching '.if'."]);
+        assert_eq!(run(".elif 1\n"), ["[ALERT] 1: lone '.elif' with no matching '.if'."]);
     }
 
     #[test]
     fn else_closes_the_chain() {
-        assert_eq!(
-            run(".if 1\n.else\n.else\n.endif\n"),
-            ["[ALERT] 3: '.else' after '.else' is not permitted."]
-        );
-        assert_eq!(
-            run(".if 1\n.else\n.elif 1\n.endif\n"),
-            ["[ALERT] 3: '.elif' after '.else' is not permitted."]
-        );
+        assert_eq!(run(".if 1\n.else\n.else\n.endif\n"), ["[ALERT] 3: '.else' after '.else' is not permitted."]);
+        assert_eq!(run(".if 1\n.else\n.elif 1\n.endif\n"), ["[ALERT] 3: '.elif' after '.else' is not permitted."]);
     }
 
     #[test]
@@ -1765,9 +1592,7 @@ mod tests {
                 "[ALERT] 3: non-terminated '.if' block."
             ]
         );
-        let e = CondStack::new()
-            .handle(1, ".endif", &["x".to_string()], &ctx26())
-            .unwrap_err();
+        let e = CondStack::new().handle(1, ".endif", &["x".to_string()], &ctx26()).unwrap_err();
         assert_eq!(e.message, "Unexpected argument 'x' for '.endif'.");
         assert_eq!(e.stop, Stop::FileThenAbort);
         // `.endif ""`: an empty first word is no argument for HAProxy
@@ -1778,21 +1603,13 @@ mod tests {
 
     fn ctx26() -> CondCtx<'static> {
         static EMPTY: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
-        CondCtx {
-            version: v26(),
-            vars: EMPTY.get_or_init(HashMap::new),
-        }
+        CondCtx { version: v26(), vars: EMPTY.get_or_init(HashMap::new) }
     }
 
     #[test]
     fn unknown_directive_stops_the_file() {
-        assert_eq!(
-            run(".ifdef X\n.notice \"after\"\n"),
-            ["[ALERT] 1: unknown directive '.ifdef'."]
-        );
-        let e = CondStack::new()
-            .handle(1, ".ifdef", &[], &ctx26())
-            .unwrap_err();
+        assert_eq!(run(".ifdef X\n.notice \"after\"\n"), ["[ALERT] 1: unknown directive '.ifdef'."]);
+        let e = CondStack::new().handle(1, ".ifdef", &[], &ctx26()).unwrap_err();
         assert_eq!(e.stop, Stop::File);
     }
 
@@ -1801,27 +1618,15 @@ mod tests {
         let ok = ".if 0\n".repeat(99) + &".endif\n".repeat(99);
         assert_eq!(run(&ok), Vec::<String>::new());
         let cfg = ".if 1\n".repeat(100);
-        assert_eq!(
-            run(&cfg),
-            ["[ALERT] 100: too many nested '.if', max is 100."]
-        );
+        assert_eq!(run(&cfg), ["[ALERT] 100: too many nested '.if', max is 100."]);
     }
 
     #[test]
     fn condition_error_aborts_at_once() {
-        let e = CondStack::new()
-            .handle(1, ".if", &["foo(".to_string()], &ctx26())
-            .unwrap_err();
+        let e = CondStack::new().handle(1, ".if", &["foo(".to_string()], &ctx26()).unwrap_err();
         assert_eq!(e.stop, Stop::Abort);
         assert!(!e.crashes_haproxy);
-        let e = CondStack::new()
-            .handle(
-                1,
-                ".if",
-                &["openssl_version_before(x)".to_string()],
-                &ctx26(),
-            )
-            .unwrap_err();
+        let e = CondStack::new().handle(1, ".if", &["openssl_version_before(x)".to_string()], &ctx26()).unwrap_err();
         assert!(e.crashes_haproxy);
     }
 
@@ -1830,18 +1635,12 @@ mod tests {
     #[test]
     fn message_directives_report_their_severity() {
         let cfg = ".diag \"d\"\n.notice \"n\"\n.warning \"w\"\n";
-        assert_eq!(
-            run(cfg),
-            ["[DIAG] 1: 'd'.", "[NOTICE] 2: 'n'.", "[WARNING] 3: 'w'."]
-        );
+        assert_eq!(run(cfg), ["[DIAG] 1: 'd'.", "[NOTICE] 2: 'n'.", "[WARNING] 3: 'w'."]);
     }
 
     #[test]
     fn alert_is_fatal_and_stops_everything() {
-        assert_eq!(
-            run(".alert \"boom\"\n.notice \"after\"\n.if 1\n"),
-            ["[ALERT] 1: 'boom'."]
-        );
+        assert_eq!(run(".alert \"boom\"\n.notice \"after\"\n.if 1\n"), ["[ALERT] 1: 'boom'."]);
         assert_eq!(run(".alert\n"), ["[ALERT] 1: ''."]);
     }
 
@@ -1868,10 +1667,7 @@ mod tests {
     #[test]
     fn empty_words_count_as_missing_arguments() {
         // HAProxy tests the first character of the word, so "" is no argument at all.
-        assert_eq!(
-            run(".if 1\n.else \"\"\n.endif\n.notice a \"\" c\n"),
-            ["[NOTICE] 4: 'a'."]
-        );
+        assert_eq!(run(".if 1\n.else \"\"\n.endif\n.notice a \"\" c\n"), ["[NOTICE] 4: 'a'."]);
         // and a leading empty word only adds a space before the expression
         assert_eq!(run(".if \"\" 1\nmaxconn 1\n.endif\n"), ["live 2: maxconn"]);
     }
@@ -1879,26 +1675,18 @@ mod tests {
     #[test]
     fn nul_bytes_in_words_become_spaces() {
         let vars = HashMap::new();
-        let ctx = CondCtx {
-            version: v26(),
-            vars: &vars,
-        };
+        let ctx = CondCtx { version: v26(), vars: &vars };
         assert_eq!(eval(&["streq(a\0b,a b)".to_string()], &ctx), Ok(true));
     }
 
     #[test]
     fn comments_after_directives_are_ignored() {
-        assert_eq!(
-            run(".if 1 # why\nmaxconn 1\n.endif # end\n"),
-            ["live 2: maxconn"]
-        );
+        assert_eq!(run(".if 1 # why\nmaxconn 1\n.endif # end\n"), ["live 2: maxconn"]);
     }
 
     #[test]
     fn variables_reach_the_condition_through_the_lexer() {
-        let vars: HashMap<String, String> = [("EDGE_TLS".to_string(), "yes".to_string())]
-            .into_iter()
-            .collect();
+        let vars: HashMap<String, String> = [("EDGE_TLS".to_string(), "yes".to_string())].into_iter().collect();
         // the lexer has already replaced "$EDGE_TLS" by its value
         let cfg = "\
 .if streq(yes,yes) && feature(OPENSSL)
@@ -1912,9 +1700,6 @@ mod tests {
     maxconn 1
 .endif
 ";
-        assert_eq!(
-            run_with(cfg, v26(), &vars),
-            ["[NOTICE] 2: 'TLS listeners enabled'.", "live 9: maxconn"]
-        );
+        assert_eq!(run_with(cfg, v26(), &vars), ["[NOTICE] 2: 'TLS listeners enabled'.", "live 9: maxconn"]);
     }
 }

@@ -187,12 +187,7 @@ pub struct LexError {
 
 impl LexError {
     fn new(kind: LexErrorKind, pos: usize, line: u32) -> LexError {
-        LexError {
-            kind,
-            pos,
-            line,
-            echo: String::new(),
-        }
+        LexError { kind, pos, line, echo: String::new() }
     }
 
     /// HAProxy's text (after `parsing [file:line]: `). Caret errors go on with two more lines,
@@ -206,24 +201,14 @@ impl LexError {
             LexErrorKind::BadHex => "truncated or invalid hexadecimal sequence",
             LexErrorKind::BadWordExpansion => "truncated or invalid word expansion sequence",
             LexErrorKind::TooManyWords(w) => {
-                return format!(
-                    "too many words, truncating after word {MAX_WORDS}, position {}: <{w}>.",
-                    self.pos
-                )
+                return format!("too many words, truncating after word {MAX_WORDS}, position {}: <{w}>.", self.pos)
             }
             LexErrorKind::MissingLf => {
-                return format!(
-                    "Missing LF on last line, file might have been truncated at position {}.",
-                    self.pos
-                )
+                return format!("Missing LF on last line, file might have been truncated at position {}.", self.pos)
             }
-            LexErrorKind::StrayNul => {
-                return format!("Stray NUL character at position {}.", self.pos)
-            }
+            LexErrorKind::StrayNul => return format!("Stray NUL character at position {}.", self.pos),
             LexErrorKind::EmptyScope => return "empty scope name is forbidden.".to_string(),
-            LexErrorKind::ScopeBadChar(c) => {
-                return format!("character '{c}' is not permitted in a scope name.")
-            }
+            LexErrorKind::ScopeBadChar(c) => return format!("character '{c}' is not permitted in a scope name."),
             LexErrorKind::ScopeTrailing(c) => {
                 return format!("character '{c}' is not permitted after scope declaration.")
             }
@@ -239,19 +224,14 @@ impl LexError {
     /// Scope-name errors are flagged ERR_ABORT without ERR_FATAL: parsing goes on, but 2.6
     /// stops the file at the next line that reaches a section parser.
     pub fn aborts(&self) -> bool {
-        matches!(
-            self.kind,
-            LexErrorKind::ScopeBadChar(_) | LexErrorKind::ScopeTrailing(_)
-        )
+        matches!(self.kind, LexErrorKind::ScopeBadChar(_) | LexErrorKind::ScopeTrailing(_))
     }
 
     /// How HAProxy frames the location: scope errors say `parsing [f:l] : `, the others
     /// `parsing [f:l]: `.
     pub fn frame(&self) -> Frame {
         match self.kind {
-            LexErrorKind::EmptyScope
-            | LexErrorKind::ScopeBadChar(_)
-            | LexErrorKind::ScopeTrailing(_) => Frame::Parsing,
+            LexErrorKind::EmptyScope | LexErrorKind::ScopeBadChar(_) | LexErrorKind::ScopeTrailing(_) => Frame::Parsing,
             _ => Frame::ParsingTight,
         }
     }
@@ -280,18 +260,13 @@ pub fn lines(bytes: &[u8]) -> (Vec<RawLine<'_>>, Option<LexError>) {
     while pos < bytes.len() {
         // fgets: at most linesize - readbytes - 1 bytes, up to and including an LF.
         let maxread = linesize - readbytes - 1;
-        let window = bytes
-            .get(pos..bytes.len().min(pos + maxread))
-            .unwrap_or(&[]);
+        let window = bytes.get(pos..bytes.len().min(pos + maxread)).unwrap_or(&[]);
         pos += match window.iter().position(|&b| b == b'\n') {
             Some(k) => k + 1,
             None => window.len(),
         };
         if let Some(m) = missing_lf {
-            return (
-                out,
-                Some(LexError::new(LexErrorKind::StrayNul, m + 1, linenum)),
-            );
+            return (out, Some(LexError::new(LexErrorKind::StrayNul, m + 1, linenum)));
         }
         linenum += 1;
         let buf = bytes.get(line_start..pos).unwrap_or(&[]);
@@ -311,10 +286,7 @@ pub fn lines(bytes: &[u8]) -> (Vec<RawLine<'_>>, Option<LexError>) {
             missing_lf = Some(strlen);
             buf.get(..strlen).unwrap_or(&[])
         };
-        out.push(RawLine {
-            number: linenum,
-            text,
-        });
+        out.push(RawLine { number: linenum, text });
         line_start = pos;
     }
     let err = missing_lf.map(|m| LexError::new(LexErrorKind::MissingLf, m + 1, linenum));
@@ -351,10 +323,7 @@ pub fn split_line_tracked(line: &[u8], ctx: &LexCtx, buf: &mut OutBuf) -> Lexed 
         Some(n) => line.get(..n).unwrap_or(&[]),
         None => line,
     };
-    let start = line
-        .iter()
-        .position(|&b| !is_space(b))
-        .unwrap_or(line.len());
+    let start = line.iter().position(|&b| !is_space(b)).unwrap_or(line.len());
     if line.get(start) == Some(&b'[') {
         return scope(line, start, ctx.line);
     }
@@ -397,29 +366,19 @@ fn scope(line: &[u8], start: usize, lineno: u32) -> Lexed {
     let beg = start + 1;
     let rest = line.get(beg..).unwrap_or(&[]);
     let Some(close) = rest.iter().position(|&b| b == b']').filter(|&n| n > 0) else {
-        lexed
-            .errors
-            .push(LexError::new(LexErrorKind::EmptyScope, 0, lineno));
+        lexed.errors.push(LexError::new(LexErrorKind::EmptyScope, 0, lineno));
         return lexed;
     };
     let name = rest.get(..close).unwrap_or(&[]);
     let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'_' | b'-');
     if let Some(&bad) = name.iter().find(|&&b| !ok(b)) {
-        lexed.errors.push(LexError::new(
-            LexErrorKind::ScopeBadChar(byte_char(bad)),
-            0,
-            lineno,
-        ));
+        lexed.errors.push(LexError::new(LexErrorKind::ScopeBadChar(byte_char(bad)), 0, lineno));
         return lexed;
     }
     let after = rest.get(close + 1..).unwrap_or(&[]);
     if let Some(&c) = after.iter().find(|&&b| !is_space(b)) {
         if c != b'#' {
-            lexed.errors.push(LexError::new(
-                LexErrorKind::ScopeTrailing(byte_char(c)),
-                0,
-                lineno,
-            ));
+            lexed.errors.push(LexError::new(LexErrorKind::ScopeTrailing(byte_char(c)), 0, lineno));
             return lexed;
         }
     }
@@ -464,10 +423,7 @@ struct Pass {
 
 impl Pass {
     fn run(line: &[u8], start: usize, ctx: &LexCtx, cuts: &[usize]) -> Pass {
-        let mut p = Pass {
-            token_start: start,
-            ..Pass::default()
-        };
+        let mut p = Pass { token_start: start, ..Pass::default() };
         let mut i = start;
         let mut squote = false;
         let mut dquote = false;
@@ -600,19 +556,13 @@ impl Pass {
                     s.truncate(end);
                     s
                 }
-                Err(e) => {
-                    String::from_utf8_lossy(e.as_bytes().get(..end).unwrap_or(&[])).into_owned()
-                }
+                Err(e) => String::from_utf8_lossy(e.as_bytes().get(..end).unwrap_or(&[])).into_owned(),
             };
             if self.arg == MAX_WORDS - 1 {
                 self.too_many = Some((self.word_outpos + 1, text.clone()));
             }
             if self.touched {
-                self.words.push(Word {
-                    text,
-                    col: 0,
-                    len: 0,
-                });
+                self.words.push(Word { text, col: 0, len: 0 });
             }
         }
     }
@@ -683,10 +633,7 @@ impl Pass {
                 }
             }
         } else {
-            std::str::from_utf8(name)
-                .ok()
-                .and_then(|n| ctx.vars.get(n))
-                .map(|v| Cow::Borrowed(v.as_bytes()))
+            std::str::from_utf8(name).ok().and_then(|n| ctx.vars.get(n)).map(|v| Cow::Borrowed(v.as_bytes()))
         };
         let mut expand = false;
         if at(j) == b'[' && brace.is_some() {
@@ -749,9 +696,7 @@ impl Pass {
         }
         if self.arg >= MAX_WORDS {
             let (pos, word) = self.too_many.take().unwrap_or_default();
-            lexed
-                .errors
-                .push(LexError::new(LexErrorKind::TooManyWords(word), pos, lineno));
+            lexed.errors.push(LexError::new(LexErrorKind::TooManyWords(word), pos, lineno));
             return lexed;
         }
         lexed.trailing_blank = self.trailing_blank;
@@ -839,12 +784,7 @@ mod tests {
     }
 
     fn lex_in(line: &str, vars: &Vars, section: &str) -> Lexed {
-        let ctx = LexCtx {
-            vars,
-            file: "t.cfg",
-            line: 7,
-            section,
-        };
+        let ctx = LexCtx { vars, file: "t.cfg", line: 7, section };
         split_line(line.as_bytes(), &ctx)
     }
 
@@ -885,10 +825,7 @@ mod tests {
     #[test]
     fn trailing_backslash_is_literal_and_no_continuation() {
         assert_eq!(words(".notice abc\\"), [".notice", "abc\\"]);
-        assert_eq!(
-            error(".notice \"a\\"),
-            "unmatched quote at position 9:\n  .notice \"a\\\n          ^"
-        );
+        assert_eq!(error(".notice \"a\\"), "unmatched quote at position 9:\n  .notice \"a\\\n          ^");
     }
 
     #[test]
@@ -913,10 +850,7 @@ mod tests {
         // Word 64 starts after 63 words of 3 output bytes ("ab" + NUL) each.
         let line: String = (0..65).map(|_| "'a'b ").collect();
         let l = lex(&line);
-        assert_eq!(
-            l.errors[0].message(),
-            "too many words, truncating after word 64, position 190: <ab>."
-        );
+        assert_eq!(l.errors[0].message(), "too many words, truncating after word 64, position 190: <ab>.");
     }
 
     #[test]
@@ -938,10 +872,7 @@ mod tests {
         let e = err.unwrap();
         assert_eq!(e.line, 2);
         assert!(e.is_fatal());
-        assert_eq!(
-            e.message(),
-            "Missing LF on last line, file might have been truncated at position 10."
-        );
+        assert_eq!(e.message(), "Missing LF on last line, file might have been truncated at position 10.");
         let (_, err) = lines(b"x");
         assert_eq!(err.unwrap().pos, 2);
         // A last line of exactly 2047 or 4095 bytes is silently dropped by 2.6.
@@ -965,10 +896,7 @@ mod tests {
         assert_eq!(words("    maxconn 10\r"), ["maxconn", "10"]);
         // A CR ends the line even inside quotes or mid-word...
         assert_eq!(words(".notice a\rb c"), [".notice", "a"]);
-        assert_eq!(
-            error(".notice \"a\rb\""),
-            "unmatched quote at position 9:\n  .notice \"a b\"\n          ^"
-        );
+        assert_eq!(error(".notice \"a\rb\""), "unmatched quote at position 9:\n  .notice \"a b\"\n          ^");
         // ...but a blank run swallows it, and it is skipped as leading blank.
         assert_eq!(words(".notice a \rb"), [".notice", "a", "b"]);
         assert_eq!(words("\r\x0b.notice c"), [".notice", "c"]);
@@ -984,18 +912,12 @@ mod tests {
         // On the last line: Missing LF at the NUL.
         let (ls, err) = lines(b".notice a\n.notice b\0c\n");
         assert_eq!(ls[1].text, b".notice b");
-        assert_eq!(
-            err.unwrap().message(),
-            "Missing LF on last line, file might have been truncated at position 10."
-        );
+        assert_eq!(err.unwrap().message(), "Missing LF on last line, file might have been truncated at position 10.");
         // With more lines after: that line is still parsed, then reading stops.
         let (ls, err) = lines(b".notice a\n.notice \"b\0c\"\n.notice d\n");
         assert_eq!(ls.len(), 2);
         let e = err.unwrap();
-        assert_eq!(
-            (e.line, e.message().as_str()),
-            (2, "Stray NUL character at position 11.")
-        );
+        assert_eq!((e.line, e.message().as_str()), (2, "Stray NUL character at position 11."));
         let (ls, err) = lines(b".notice a\n\0\n.notice x\n");
         assert_eq!(ls.len(), 2);
         assert_eq!(err.unwrap().message(), "Stray NUL character at position 1.");
@@ -1003,10 +925,7 @@ mod tests {
         let mut f = b".notice a\n.notice b\0".to_vec();
         f.extend(std::iter::repeat(b'y').take(3000));
         f.push(b'\n');
-        assert_eq!(
-            lines(&f).1.unwrap().message(),
-            "Stray NUL character at position 10."
-        );
+        assert_eq!(lines(&f).1.unwrap().message(), "Stray NUL character at position 10.");
         // split_line itself stops at a NUL too.
         assert_eq!(words(".notice a\0b"), [".notice", "a"]);
     }
@@ -1149,10 +1068,7 @@ mod tests {
 
     #[test]
     fn single_quote_cannot_be_escaped_inside_single_quotes() {
-        assert_eq!(
-            error("'a\\'b' y"),
-            "unmatched quote at position 6:\n  'a\\'b' y\n       ^"
-        );
+        assert_eq!(error("'a\\'b' y"), "unmatched quote at position 6:\n  'a\\'b' y\n       ^");
         assert_eq!(words("\\' \"'\""), ["'", "'"]);
     }
 
@@ -1181,10 +1097,7 @@ mod tests {
     #[test]
     fn braces_need_blanks_around_them() {
         assert_eq!(words("if {src 1.2.3.4}"), ["if", "{src", "1.2.3.4}"]);
-        assert_eq!(
-            words("if { src 1.2.3.4 }"),
-            ["if", "{", "src", "1.2.3.4", "}"]
-        );
+        assert_eq!(words("if { src 1.2.3.4 }"), ["if", "{", "src", "1.2.3.4", "}"]);
     }
 
     // §4 Environment variables
@@ -1207,10 +1120,7 @@ mod tests {
 
     #[test]
     fn default_applies_only_when_unset() {
-        assert_eq!(
-            words("\"${U-def val}\" \"${E-def}\" \"${ONE-def}\" \"${U-a\"b}\""),
-            ["def val", "", "1", "a\"b"]
-        );
+        assert_eq!(words("\"${U-def val}\" \"${E-def}\" \"${ONE-def}\" \"${U-a\"b}\""), ["def val", "", "1", "a\"b"]);
         assert_eq!(
             error(".notice \"${X-abc\""),
             "unmatched brace in environment variable name at position 11:\n  .notice \"${X-abc\"\n            ^"
@@ -1219,10 +1129,7 @@ mod tests {
 
     #[test]
     fn word_expansion_splits_on_blanks() {
-        assert_eq!(
-            words("setenv X \"${LIST[*]}\""),
-            ["setenv", "X", "a", "b", "c"]
-        );
+        assert_eq!(words("setenv X \"${LIST[*]}\""), ["setenv", "X", "a", "b", "c"]);
         // Leading and trailing blanks in the value make empty words, as in 2.6.
         assert_eq!(words("\"${L[*]}\" x"), ["a", "b", "", "x"]);
         assert_eq!(words(".n \"${L2[*]}x\" y"), [".n", "", "ax", "y"]);
@@ -1243,10 +1150,7 @@ mod tests {
     fn word_expansion_pieces_share_the_token_span() {
         let l = lex("setenv X \"${LIST[*]}\" z");
         let spans: Vec<(u32, u32)> = l.words.iter().map(|w| (w.col, w.len)).collect();
-        assert_eq!(
-            spans,
-            [(1, 6), (8, 1), (10, 12), (10, 12), (10, 12), (23, 1)]
-        );
+        assert_eq!(spans, [(1, 6), (8, 1), (10, 12), (10, 12), (10, 12), (23, 1)]);
     }
 
     #[test]
@@ -1295,10 +1199,7 @@ mod tests {
 
     #[test]
     fn pseudo_variables_come_from_context() {
-        assert_eq!(
-            words("\"${.FILE}\" \"$.LINE\" \"${.SECTION}\""),
-            ["t.cfg", "7", "global"]
-        );
+        assert_eq!(words("\"${.FILE}\" \"$.LINE\" \"${.SECTION}\""), ["t.cfg", "7", "global"]);
         // Before any section it is unset.
         let l = lex_in(".n \"${.SECTION-none}\" \"${.SECTION}\"", &test_vars(), "");
         let w: Vec<_> = l.words.into_iter().map(|w| w.text).collect();
@@ -1322,10 +1223,7 @@ mod tests {
         v.set_if_absent("N", "6");
         v.set_if_absent("E", "7");
         v.set_if_absent("NEW", "8");
-        assert_eq!(
-            (v.get("N"), v.get("E"), v.get("NEW")),
-            (Some("5"), Some(""), Some("8"))
-        );
+        assert_eq!((v.get("N"), v.get("E"), v.get("NEW")), (Some("5"), Some(""), Some("8")));
         v.unset("N");
         assert!(!v.is_set("N"));
         v.reset_keeping(&["ONE", "NOPE"]);
@@ -1351,16 +1249,9 @@ mod tests {
         let line = format!(".notice {} \"abc", "x".repeat(100));
         assert_eq!(
             error(&line),
-            format!(
-                "unmatched quote at position 110:\n  ...{} \"abc...\n  {}^",
-                "x".repeat(36),
-                " ".repeat(40)
-            )
+            format!("unmatched quote at position 110:\n  ...{} \"abc...\n  {}^", "x".repeat(36), " ".repeat(40))
         );
-        let line = format!(
-            ".notice {} \"abc def ghi jkl mno pqr stu vwx",
-            "x".repeat(60)
-        );
+        let line = format!(".notice {} \"abc def ghi jkl mno pqr stu vwx", "x".repeat(60));
         assert_eq!(
             error(&line),
             format!(
@@ -1377,30 +1268,17 @@ mod tests {
             error(".notice \"${U-a}\" \"${U-b}\" \"c"),
             "unmatched quote at position 27:\n  .notice \"${U-a\n                            ^"
         );
-        let line = format!(
-            ".notice {} \"${{Z-abc}}\" \"{}",
-            "a".repeat(90),
-            "b".repeat(50)
-        );
+        let line = format!(".notice {} \"${{Z-abc}}\" \"{}", "a".repeat(90), "b".repeat(50));
         assert_eq!(
             error(&line),
-            format!(
-                "unmatched quote at position 111:\n  ...{} \"${{Z-abc...\n  {}^",
-                "a".repeat(25),
-                " ".repeat(40)
-            )
+            format!("unmatched quote at position 111:\n  ...{} \"${{Z-abc...\n  {}^", "a".repeat(25), " ".repeat(40))
         );
     }
 
     #[test]
     fn default_on_first_line_of_file_fails_on_reparse() {
         let vars = test_vars();
-        let ctx = LexCtx {
-            vars: &vars,
-            file: "d.cfg",
-            line: 1,
-            section: "",
-        };
+        let ctx = LexCtx { vars: &vars, file: "d.cfg", line: 1, section: "" };
         let mut buf = OutBuf::new();
         let l = split_line_tracked(b".notice \"${X-abc}\"", &ctx, &mut buf);
         assert_eq!(
@@ -1412,17 +1290,10 @@ mod tests {
         // A comment first line grows the buffer too.
         let mut buf = OutBuf::new();
         assert!(split_line_tracked(b"# c", &ctx, &mut buf).errors.is_empty());
-        assert!(split_line_tracked(b".n \"${X-abc}\"", &ctx, &mut buf)
-            .errors
-            .is_empty());
+        assert!(split_line_tracked(b".n \"${X-abc}\"", &ctx, &mut buf).errors.is_empty());
         // A line longer than the buffer is parsed twice again.
         let long = format!(".n \"${{X-abc}}\" {}", "z".repeat(1100));
-        assert_eq!(
-            split_line_tracked(long.as_bytes(), &ctx, &mut buf)
-                .errors
-                .len(),
-            1
-        );
+        assert_eq!(split_line_tracked(long.as_bytes(), &ctx, &mut buf).errors.len(), 1);
     }
 
     #[test]
@@ -1430,28 +1301,13 @@ mod tests {
         let l = lex("  [ab]  # c");
         assert_eq!((l.scope.as_deref(), l.words.len()), (Some("ab"), 0));
         let e = &lex("[ ]").errors[0];
-        assert_eq!(
-            e.message(),
-            "character ' ' is not permitted in a scope name."
-        );
+        assert_eq!(e.message(), "character ' ' is not permitted in a scope name.");
         assert!(e.aborts());
         assert_eq!(e.frame(), Frame::Parsing);
-        assert_eq!(
-            lex("[a/b]").errors[0].message(),
-            "character '/' is not permitted in a scope name."
-        );
-        assert_eq!(
-            lex("[ab] x").errors[0].message(),
-            "character 'x' is not permitted after scope declaration."
-        );
-        assert_eq!(
-            lex("[]").errors[0].message(),
-            "empty scope name is forbidden."
-        );
-        assert_eq!(
-            lex("[ab").errors[0].message(),
-            "empty scope name is forbidden."
-        );
+        assert_eq!(lex("[a/b]").errors[0].message(), "character '/' is not permitted in a scope name.");
+        assert_eq!(lex("[ab] x").errors[0].message(), "character 'x' is not permitted after scope declaration.");
+        assert_eq!(lex("[]").errors[0].message(), "empty scope name is forbidden.");
+        assert_eq!(lex("[ab").errors[0].message(), "empty scope name is forbidden.");
     }
 
     #[test]

@@ -39,11 +39,7 @@ pub fn expand_paths(paths: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<PathB
         };
         let mut names: Vec<Vec<u8>> = entries
             .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_type()
-                    .map(|t| t.is_file() || t.is_symlink())
-                    .unwrap_or(false)
-            })
+            .filter(|e| e.file_type().map(|t| t.is_file() || t.is_symlink()).unwrap_or(false))
             .map(|e| e.file_name().into_encoded_bytes())
             .filter(|n| n.ends_with(b".cfg") && !n.starts_with(b"."))
             .collect();
@@ -62,11 +58,7 @@ fn open_error(path: &Path, e: &std::io::Error) -> Diagnostic {
         "cannot-open",
         None,
         Frame::Bare,
-        format!(
-            "Cannot open configuration file/directory {} : {}",
-            path.display(),
-            io_reason(e)
-        ),
+        format!("Cannot open configuration file/directory {} : {}", path.display(), io_reason(e)),
     )
 }
 
@@ -91,27 +83,14 @@ pub struct LineStatus {
 /// Receives live statements in order, one by one, as HAProxy's section parsers do: a
 /// section header (`opens_section`) or a keyword line under the current section.
 pub trait Sink {
-    fn on_line(
-        &mut self,
-        stmt: Stmt,
-        opens_section: bool,
-        diags: &mut Vec<Diagnostic>,
-    ) -> LineStatus;
+    fn on_line(&mut self, stmt: Stmt, opens_section: bool, diags: &mut Vec<Diagnostic>) -> LineStatus;
 }
 
 /// The plain syntax tree is itself a sink: it only records the lines.
 impl Sink for Ast {
-    fn on_line(
-        &mut self,
-        stmt: Stmt,
-        opens_section: bool,
-        _diags: &mut Vec<Diagnostic>,
-    ) -> LineStatus {
+    fn on_line(&mut self, stmt: Stmt, opens_section: bool, _diags: &mut Vec<Diagnostic>) -> LineStatus {
         if opens_section {
-            self.sections.push(Section {
-                header: stmt,
-                body: Vec::new(),
-            });
+            self.sections.push(Section { header: stmt, body: Vec::new() });
         } else if let Some(section) = self.sections.last_mut() {
             section.body.push(stmt);
         }
@@ -155,10 +134,7 @@ pub fn parse_to_ast(
     diags: &mut Vec<Diagnostic>,
 ) -> Ast {
     let name: Arc<str> = Arc::from(file);
-    let mut ast = Ast {
-        files: vec![name.clone()],
-        sections: Vec::new(),
-    };
+    let mut ast = Ast { files: vec![name.clone()], sections: Vec::new() };
     parse_text(&name, bytes, opts, vars, &mut ast, diags);
     ast
 }
@@ -187,42 +163,22 @@ pub fn parse_text(
     for raw in &lines {
         last = raw.number;
         if fatal >= MAX_FATAL {
-            diags.push(tight(
-                file,
-                raw.number,
-                1,
-                format!("too many fatal errors ({fatal}), stopping now."),
-            ));
+            diags.push(tight(file, raw.number, 1, format!("too many fatal errors ({fatal}), stopping now.")));
             // The last line was not reached, so a missing final LF goes unnoticed.
             return conds.finish(raw.number).is_ok();
         }
         let lexed = lexer::split_line_tracked(
             raw.text,
-            &LexCtx {
-                vars,
-                file,
-                line: raw.number,
-                section: &section_name,
-            },
+            &LexCtx { vars, file, line: raw.number, section: &section_name },
             &mut buf,
         );
         let mut line_fatal = false;
         for err in &lexed.errors {
-            let sev = if err.is_fatal() {
-                Severity::Alert
-            } else {
-                Severity::Warning
-            };
+            let sev = if err.is_fatal() { Severity::Alert } else { Severity::Warning };
             line_fatal |= err.is_fatal();
             abort_at_next_keyword |= err.aborts();
             let span = Span::new(file.clone(), err.line, (err.pos as u32).max(1), 1);
-            diags.push(Diagnostic::new(
-                sev,
-                "lexical",
-                Some(span),
-                err.frame(),
-                err.message(),
-            ));
+            diags.push(Diagnostic::new(sev, "lexical", Some(span), err.frame(), err.message()));
         }
         if line_fatal {
             fatal += 1;
@@ -235,19 +191,12 @@ pub fn parse_text(
             let directive = first.text.clone();
             let span = Span::new(file.clone(), raw.number, first.col, first.len);
             let args: Vec<String> = lexed.words[1..].iter().map(|w| w.text.clone()).collect();
-            let ctx = CondCtx {
-                version: opts.version,
-                vars: &*vars,
-            };
+            let ctx = CondCtx { version: opts.version, vars: &*vars };
             match conds.handle(raw.number, &directive, &args, &ctx) {
                 Ok(Outcome::Nothing) => {}
-                Ok(Outcome::Message(sev, text)) => diags.push(Diagnostic::new(
-                    sev,
-                    "directive",
-                    Some(span),
-                    Frame::ParsingTight,
-                    text,
-                )),
+                Ok(Outcome::Message(sev, text)) => {
+                    diags.push(Diagnostic::new(sev, "directive", Some(span), Frame::ParsingTight, text))
+                }
                 Err(err) => {
                     diags.push(Diagnostic::new(
                         Severity::Alert,
@@ -276,29 +225,15 @@ pub fn parse_text(
         if abort_at_next_keyword {
             return false;
         }
-        let stmt = Stmt {
-            file: file.clone(),
-            line: raw.number,
-            words: lexed.words,
-        };
+        let stmt = Stmt { file: file.clone(), line: raw.number, words: lexed.words };
         let opens_section = grammar().section(stmt.keyword(), opts.version).is_some();
         if opens_section {
             // `${.SECTION}` is the section's name when it has one, else its keyword.
-            section_name = if stmt.word(1).is_empty() {
-                stmt.keyword()
-            } else {
-                stmt.word(1)
-            }
-            .to_string();
+            section_name = if stmt.word(1).is_empty() { stmt.keyword() } else { stmt.word(1) }.to_string();
             in_section = true;
         } else if !in_section {
             let col = stmt.words.first().map_or(1, |w| w.col);
-            diags.push(tight(
-                file,
-                raw.number,
-                col,
-                format!("unknown keyword '{}' out of section.", stmt.keyword()),
-            ));
+            diags.push(tight(file, raw.number, col, format!("unknown keyword '{}' out of section.", stmt.keyword())));
             fatal += 1;
             continue;
         } else if section_name == "global" {
@@ -311,19 +246,8 @@ pub fn parse_text(
         }
     }
     if let Some(err) = missing_lf {
-        let span = Span::new(
-            file.clone(),
-            err.line.max(last).max(1),
-            (err.pos as u32).max(1),
-            1,
-        );
-        diags.push(Diagnostic::new(
-            Severity::Alert,
-            "lexical",
-            Some(span),
-            err.frame(),
-            err.message(),
-        ));
+        let span = Span::new(file.clone(), err.line.max(last).max(1), (err.pos as u32).max(1), 1);
+        diags.push(Diagnostic::new(Severity::Alert, "lexical", Some(span), err.frame(), err.message()));
     }
     if let Err((line, text)) = conds.finish(last) {
         diags.push(tight(file, line, 1, text));
@@ -333,13 +257,7 @@ pub fn parse_text(
 }
 
 fn tight(file: &Arc<str>, line: u32, col: u32, text: String) -> Diagnostic {
-    Diagnostic::new(
-        Severity::Alert,
-        "syntax",
-        Some(Span::new(file.clone(), line, col, 1)),
-        Frame::ParsingTight,
-        text,
-    )
+    Diagnostic::new(Severity::Alert, "syntax", Some(Span::new(file.clone(), line, col, 1)), Frame::ParsingTight, text)
 }
 
 /// `setenv`, `presetenv`, `unsetenv` and `resetenv` change the variables the following lines
@@ -348,9 +266,7 @@ fn apply_env_directive(stmt: &Stmt, vars: &mut Vars) {
     let args: Vec<&str> = stmt.args().iter().map(|w: &Word| w.text.as_str()).collect();
     match (stmt.keyword(), args.as_slice()) {
         ("setenv", [name, value]) if !name.is_empty() && !value.is_empty() => vars.set(name, value),
-        ("presetenv", [name, value]) if !name.is_empty() && !value.is_empty() => {
-            vars.set_if_absent(name, value)
-        }
+        ("presetenv", [name, value]) if !name.is_empty() && !value.is_empty() => vars.set_if_absent(name, value),
         ("unsetenv", names) => names.iter().for_each(|n| vars.unset(n)),
         ("resetenv", keep) => vars.reset_keeping(keep),
         _ => {}

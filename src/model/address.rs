@@ -73,58 +73,20 @@ struct Opts {
 
 impl AddrContext {
     fn opts(self) -> Opts {
-        let base = Opts {
-            stream: true,
-            want_proto: true,
-            ..Opts::default()
-        };
+        let base = Opts { stream: true, want_proto: true, ..Opts::default() };
         match self {
-            AddrContext::Bind => Opts {
-                resolve: true,
-                port_mand: true,
-                port_range: true,
-                socket_fd: true,
-                ..base
-            },
-            AddrContext::Server => Opts {
-                port_ofs: true,
-                fqdn: true,
-                ..base
-            },
-            AddrContext::Peer => Opts {
-                resolve: true,
-                port_ofs: true,
-                fqdn: true,
-                ..base
-            },
-            AddrContext::Log => Opts {
-                resolve: true,
-                raw_fd: true,
-                dgram: true,
-                default_dgram: true,
-                ..base
-            },
-            AddrContext::Nameserver => Opts {
-                resolve: true,
-                port_mand: true,
-                dgram: true,
-                default_dgram: true,
-                ..base
-            },
-            AddrContext::Source => Opts {
-                resolve: true,
-                port_range: true,
-                ..base
-            },
-            AddrContext::ProxySource | AddrContext::Usesrc => Opts {
-                resolve: true,
-                ..base
-            },
-            AddrContext::Dispatch | AddrContext::Mailer | AddrContext::Socks4 => Opts {
-                resolve: true,
-                port_mand: true,
-                ..base
-            },
+            AddrContext::Bind => Opts { resolve: true, port_mand: true, port_range: true, socket_fd: true, ..base },
+            AddrContext::Server => Opts { port_ofs: true, fqdn: true, ..base },
+            AddrContext::Peer => Opts { resolve: true, port_ofs: true, fqdn: true, ..base },
+            AddrContext::Log => Opts { resolve: true, raw_fd: true, dgram: true, default_dgram: true, ..base },
+            AddrContext::Nameserver => {
+                Opts { resolve: true, port_mand: true, dgram: true, default_dgram: true, ..base }
+            }
+            AddrContext::Source => Opts { resolve: true, port_range: true, ..base },
+            AddrContext::ProxySource | AddrContext::Usesrc => Opts { resolve: true, ..base },
+            AddrContext::Dispatch | AddrContext::Mailer | AddrContext::Socks4 => {
+                Opts { resolve: true, port_mand: true, ..base }
+            }
         }
     }
 }
@@ -268,11 +230,7 @@ pub struct AddrError {
 
 impl AddrError {
     fn new(kind: AddrErrorKind, text: String, newline: bool) -> AddrError {
-        AddrError {
-            kind,
-            text,
-            newline,
-        }
+        AddrError { kind, text, newline }
     }
 
     /// The message as 2.6 words it, without any trailing newline.
@@ -378,11 +336,7 @@ pub fn parse_addr(word: &str, ctx: AddrContext) -> Result<Vec<Addr>, AddrError> 
 }
 
 /// [`parse_addr`] with an explicit environment.
-pub fn parse_addr_in(
-    word: &str,
-    ctx: AddrContext,
-    env: &dyn AddrEnv,
-) -> Result<Vec<Addr>, AddrError> {
+pub fn parse_addr_in(word: &str, ctx: AddrContext, env: &dyn AddrEnv) -> Result<Vec<Addr>, AddrError> {
     if ctx == AddrContext::Bind {
         // str2listener: split on commas first, stop at an empty tail.
         let mut out = Vec::new();
@@ -432,20 +386,13 @@ fn env_expand(word: &str, env: &dyn AddrEnv) -> String {
             beg += 1;
         }
         let mut end = beg;
-        while b
-            .get(end)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        {
+        while b.get(end).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
             end += 1;
         }
         if let Some(v) = word.get(beg..end).and_then(|n| env.var(n)) {
             out.push_str(&v);
         }
-        i = if braced && b.get(end) == Some(&b'}') {
-            end + 1
-        } else {
-            end
-        };
+        i = if braced && b.get(end) == Some(&b'}') { end + 1 } else { end };
     }
     out.push_str(word.get(i..).unwrap_or(""));
     out
@@ -475,10 +422,7 @@ enum Prefix {
 /// `[stream+|dgram+][prefix@]`, in the order 2.6 tries them.
 #[allow(clippy::type_complexity)]
 fn prefixes(i: &str) -> IResult<&str, (Option<SockType>, Option<Prefix>)> {
-    let (i, st) = opt(alt((
-        value(SockType::Stream, tag("stream+")),
-        value(SockType::Dgram, tag("dgram+")),
-    )))(i)?;
+    let (i, st) = opt(alt((value(SockType::Stream, tag("stream+")), value(SockType::Dgram, tag("dgram+")))))(i)?;
     let (i, p) = opt(alt((
         value(Prefix::Unix, tag("unix@")),
         value(Prefix::Uxdg, tag("uxdg@")),
@@ -642,17 +586,9 @@ fn parse_one(word: &str, ctx: AddrContext, env: &dyn AddrEnv) -> Result<Addr, Ad
                 _ => 0,
             };
             // sun_path holds 108 bytes; 2.6 keeps room for ".<pid>.<bak|tmp>" on paths.
-            let max = if abstract_ns {
-                107
-            } else {
-                107 - (pfx_len + 10) as i64
-            };
+            let max = if abstract_ns { 107 } else { 107 - (pfx_len + 10) as i64 };
             if rest.len() as i64 > max {
-                return Err(AddrError::new(
-                    K::PathTooLong,
-                    format!("socket path '{word}' too long (max {max})"),
-                    true,
-                ));
+                return Err(AddrError::new(K::PathTooLong, format!("socket path '{word}' too long (max {max})"), true));
             }
             addr.host = Host::Path(rest.to_string());
         }
@@ -677,15 +613,9 @@ fn parse_one(word: &str, ctx: AddrContext, env: &dyn AddrEnv) -> Result<Addr, Ad
         let unresolved_name = matches!(addr.host, Host::Name(_)) && addr.resolved.is_none();
         let known = matches!(
             (addr.family, addr.proto, addr.ctrl),
-            (
-                Family::Inet | Family::Inet6 | Family::Unix | Family::Abns,
-                SockType::Stream,
-                SockType::Stream
-            ) | (
-                Family::Inet | Family::Inet6 | Family::Unix | Family::Abns,
-                SockType::Dgram,
-                SockType::Dgram
-            ) | (Family::SockPair, SockType::Stream, SockType::Stream)
+            (Family::Inet | Family::Inet6 | Family::Unix | Family::Abns, SockType::Stream, SockType::Stream)
+                | (Family::Inet | Family::Inet6 | Family::Unix | Family::Abns, SockType::Dgram, SockType::Dgram)
+                | (Family::SockPair, SockType::Stream, SockType::Stream)
         );
         // An inherited fd takes the family of the socket, unknown here.
         if !known && !unresolved_name && addr.family != Family::Fd {
@@ -714,13 +644,7 @@ fn parse_one(word: &str, ctx: AddrContext, env: &dyn AddrEnv) -> Result<Addr, Ad
 }
 
 /// The IPv4/IPv6/name branch: host and port split, port checks, address parsing.
-fn parse_ip_part(
-    rest: &str,
-    word: &str,
-    o: &Opts,
-    env: &dyn AddrEnv,
-    addr: &mut Addr,
-) -> Result<(), AddrError> {
+fn parse_ip_part(rest: &str, word: &str, o: &Opts, env: &dyn AddrEnv, addr: &mut Addr) -> Result<(), AddrError> {
     use AddrErrorKind as K;
     // The last ':' or ']' decides: a ':' is the port separator. With an empty host after
     // a prefix, 2.6 looks at the prefix's last character ('@' or '+'), which is neither.
@@ -731,11 +655,7 @@ fn parse_ip_part(
         }
         _ => {
             if o.port_mand {
-                return Err(AddrError::new(
-                    K::MissingPort,
-                    format!("missing port specification in '{word}'"),
-                    false,
-                ));
+                return Err(AddrError::new(K::MissingPort, format!("missing port specification in '{word}'"), false));
             }
             (rest, "")
         }
@@ -760,27 +680,15 @@ fn parse_ip_part(
             let min = i32::from(o.port_mand);
             for (v, t) in [(lo, p1), (hi, p2)] {
                 if v < min || v > 65535 {
-                    return Err(AddrError::new(
-                        K::InvalidPort,
-                        format!("invalid port '{t}'"),
-                        false,
-                    ));
+                    return Err(AddrError::new(K::InvalidPort, format!("invalid port '{t}'"), false));
                 }
             }
             if lo > hi {
-                return Err(AddrError::new(
-                    K::InvalidPortRange,
-                    format!("invalid port range '{lo}-{hi}'"),
-                    false,
-                ));
+                return Err(AddrError::new(K::InvalidPortRange, format!("invalid port range '{lo}-{hi}'"), false));
             }
             // Both are within 0..=65535 here.
             let (lo, hi) = (lo as u16, hi as u16);
-            addr.ports = if lo == hi {
-                PortSpec::One(lo)
-            } else {
-                PortSpec::Range(lo, hi)
-            };
+            addr.ports = if lo == hi { PortSpec::One(lo) } else { PortSpec::Range(lo, hi) };
         }
         Some(b'-' | b'+') => {
             if !o.port_ofs {
@@ -791,11 +699,7 @@ fn parse_ip_part(
                 ));
             }
             let n = atoi(port_text.get(1..).unwrap_or(""));
-            addr.ports = PortSpec::Offset(if pb.first() == Some(&b'-') {
-                n.wrapping_neg()
-            } else {
-                n
-            });
+            addr.ports = PortSpec::Offset(if pb.first() == Some(&b'-') { n.wrapping_neg() } else { n });
         }
         Some(_) => {
             let ch = port_text.chars().next().unwrap_or('\0');
@@ -806,21 +710,13 @@ fn parse_ip_part(
             ));
         }
         None if o.port_mand => {
-            return Err(AddrError::new(
-                K::MissingPort,
-                format!("missing port specification in '{word}'"),
-                false,
-            ));
+            return Err(AddrError::new(K::MissingPort, format!("missing port specification in '{word}'"), false));
         }
         None => {}
     }
 
     if let Some(ip) = ip_literal(host, addr.family) {
-        addr.family = if ip.is_ipv4() {
-            Family::Inet
-        } else {
-            Family::Inet6
-        };
+        addr.family = if ip.is_ipv4() { Family::Inet } else { Family::Inet6 };
         addr.host = Host::Ip(ip);
         return Ok(());
     }
@@ -828,22 +724,14 @@ fn parse_ip_part(
     if o.resolve {
         // HAProxy keeps the first address getaddrinfo gives.
         if let Some(ip) = resolve_host(host, addr.family, env).first() {
-            addr.family = if ip.is_ipv4() {
-                Family::Inet
-            } else {
-                Family::Inet6
-            };
+            addr.family = if ip.is_ipv4() { Family::Inet } else { Family::Inet6 };
             addr.resolved = Some(*ip);
             return Ok(());
         }
     } else if o.fqdn {
         return Ok(());
     }
-    Err(AddrError::new(
-        K::InvalidAddress,
-        format!("invalid address: '{host}' in '{word}'"),
-        true,
-    ))
+    Err(AddrError::new(K::InvalidAddress, format!("invalid address: '{host}' in '{word}'"), true))
 }
 
 /// `str2ip2` without resolution: brackets, `::`, `*` or empty, then the IP literals the
@@ -889,12 +777,8 @@ pub fn hostname_is_valid(name: &str) -> bool {
     if name.len() > 255 {
         return false;
     }
-    name.split('.').all(|label| {
-        label.len() <= 63
-            && label
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    })
+    name.split('.')
+        .all(|label| label.len() <= 63 && label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
 }
 
 /// `str2ip2` with resolution: literals first, then the name check, then the resolver.
@@ -965,10 +849,7 @@ pub fn resolve_in(addr: &Addr, env: &dyn AddrEnv) -> Result<Vec<SocketAddr>, Res
         };
         return Err(ResolveError { name });
     }
-    Ok(ips
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect())
+    Ok(ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect())
 }
 
 // ---- Messages framed as each keyword prints them -----------------------------------------
@@ -1029,20 +910,14 @@ pub fn server_option_error_raw(option: &str, word: &str, err: &AddrError) -> Str
 /// '1.2.3.4'.`); a text with an inner newline becomes indented lines
 /// (`\n  'source 1.2.3.4:abc' : invalid character ...\n  \n.`).
 pub fn server_option_error_message(option: &str, word: &str, err: &AddrError) -> String {
-    format!(
-        "{}.",
-        indent_msg(&server_option_error_raw(option, word, err), 2)
-    )
+    format!("{}.", indent_msg(&server_option_error_raw(option, word, err), 2))
 }
 
 /// The two alerts 2.6 prints when the address after `usesrc` is refused: the first framed
 /// by the server (`[f:l] : 'server b/s' : `, then an empty line when
 /// [`AddrError::blank_line_after`]), the second with no location at all.
 pub fn usesrc_error_messages(word: &str, err: &AddrError) -> (String, String) {
-    (
-        format!("'usesrc {word}' : {}", err.message()),
-        "error encountered while processing 'usesrc'.".to_string(),
-    )
+    (format!("'usesrc {word}' : {}", err.message()), "error encountered while processing 'usesrc'.".to_string())
 }
 
 /// HAProxy's `indent_msg`: a text without newline, or with only one at its end (then
@@ -1064,10 +939,7 @@ pub fn indent_msg(msg: &str, level: usize) -> String {
         out.push_str(&pad);
         // Each line takes at least one character, even a newline of an empty line.
         let first_len = rest.chars().next().map_or(0, char::len_utf8);
-        let end = rest
-            .get(first_len..)
-            .and_then(|r| r.find('\n'))
-            .map_or(rest.len(), |p| p + first_len);
+        let end = rest.get(first_len..).and_then(|r| r.find('\n')).map_or(rest.len(), |p| p + first_len);
         out.push_str(rest.get(..end).unwrap_or(""));
         rest = rest.get(end..).unwrap_or("");
         rest = rest.strip_prefix('\n').unwrap_or(rest);
@@ -1179,10 +1051,7 @@ mod tests {
     #[test]
     fn bind_accepts_ipv4_forms_and_any() {
         let a = one("127.0.0.1:18601", Bind);
-        assert_eq!(
-            (a.family, a.host, a.ports),
-            (Family::Inet, ip("127.0.0.1"), PortSpec::One(18601))
-        );
+        assert_eq!((a.family, a.host, a.ports), (Family::Inet, ip("127.0.0.1"), PortSpec::One(18601)));
         assert_eq!(one(":18602", Bind).host, ip("0.0.0.0"));
         assert_eq!(one("*:18603", Bind).host, ip("0.0.0.0"));
         assert_eq!(one("0.0.0.0:18604", Bind).host, ip("0.0.0.0"));
@@ -1197,11 +1066,7 @@ mod tests {
             ("[::1]:18608", "::1", 18608),
         ] {
             let a = one(w, Bind);
-            assert_eq!(
-                (a.family, a.host, a.ports),
-                (Family::Inet6, ip(h), PortSpec::One(p)),
-                "{w}"
-            );
+            assert_eq!((a.family, a.host, a.ports), (Family::Inet6, ip(h), PortSpec::One(p)), "{w}");
         }
         assert_eq!(one("ipv6@*:80", Bind).host, ip("::"));
     }
@@ -1220,19 +1085,10 @@ mod tests {
     fn bind_without_port_is_missing_port_specification() {
         let e = err("127.0.0.1", Bind);
         assert_eq!(e.kind, AddrErrorKind::MissingPort);
-        assert_eq!(
-            bind_error_message(&e),
-            "'bind' : missing port specification in '127.0.0.1'"
-        );
+        assert_eq!(bind_error_message(&e), "'bind' : missing port specification in '127.0.0.1'");
         assert!(!e.blank_line_after());
-        assert_eq!(
-            err("[::1]", Bind).message(),
-            "missing port specification in '[::1]'"
-        );
-        assert_eq!(
-            err("ipv4@", Bind).message(),
-            "missing port specification in 'ipv4@'"
-        );
+        assert_eq!(err("[::1]", Bind).message(), "missing port specification in '[::1]'");
+        assert_eq!(err("ipv4@", Bind).message(), "missing port specification in 'ipv4@'");
     }
 
     #[test]
@@ -1240,19 +1096,10 @@ mod tests {
         // corpus 0057/0058: `bind *:$PORT` with the variable unset; the message quotes the
         // word as written, the expansion happens inside the address parser.
         let e = err("*:${MQTT_PORT}", Bind);
-        assert_eq!(
-            bind_error_message(&e),
-            "'bind' : missing port specification in '*:${MQTT_PORT}'"
-        );
-        assert_eq!(
-            err("*:$NOPE", Bind).message(),
-            "missing port specification in '*:$NOPE'"
-        );
+        assert_eq!(bind_error_message(&e), "'bind' : missing port specification in '*:${MQTT_PORT}'");
+        assert_eq!(err("*:$NOPE", Bind).message(), "missing port specification in '*:$NOPE'");
         // corpus 0071: the lexer already expanded `*:"${PORT}"` to `*:`
-        assert_eq!(
-            err("*:", Bind).message(),
-            "missing port specification in '*:'"
-        );
+        assert_eq!(err("*:", Bind).message(), "missing port specification in '*:'");
         // a variable that is set works
         assert_eq!(one("*:$PORT", Bind).ports, PortSpec::One(8080));
         assert_eq!(one("*:${PORT}", Bind).ports, PortSpec::One(8080));
@@ -1260,10 +1107,7 @@ mod tests {
 
     #[test]
     fn bind_port_zero_or_too_big_is_invalid_port() {
-        assert_eq!(
-            bind_error_message(&err(":0", Bind)),
-            "'bind' : invalid port '0'"
-        );
+        assert_eq!(bind_error_message(&err(":0", Bind)), "'bind' : invalid port '0'");
         assert_eq!(err(":70000", Bind).message(), "invalid port '70000'");
         assert_eq!(err(":80-70", Bind).message(), "invalid port range '80-70'");
         assert_eq!(err(":80-", Bind).message(), "invalid port ''");
@@ -1275,10 +1119,7 @@ mod tests {
 
     #[test]
     fn bind_port_range_and_comma_list() {
-        assert_eq!(
-            one(":18612-18614", Bind).ports,
-            PortSpec::Range(18612, 18614)
-        );
+        assert_eq!(one(":18612-18614", Bind).ports, PortSpec::Range(18612, 18614));
         let v = ok("127.0.0.1:1,[::1]:2,/tmp/s", Bind);
         assert_eq!(v.len(), 3);
         assert_eq!(v[1].host, ip("::1"));
@@ -1286,20 +1127,14 @@ mod tests {
         // a trailing comma ends the list; an empty element in the middle is an error
         assert_eq!(ok("1.2.3.4:80,", Bind).len(), 1);
         let e = err("1.2.3.4:80,,1.2.3.4:81", Bind);
-        assert_eq!(
-            e.message(),
-            "'' resolves to an empty address (environment variable missing?)"
-        );
+        assert_eq!(e.message(), "'' resolves to an empty address (environment variable missing?)");
         assert!(e.blank_line_after());
     }
 
     #[test]
     fn invalid_character_in_port() {
         let e = err(":abc", Bind);
-        assert_eq!(
-            e.message(),
-            "invalid character 'a' in port number 'abc' in ':abc'"
-        );
+        assert_eq!(e.message(), "invalid character 'a' in port number 'abc' in ':abc'");
         assert!(e.blank_line_after());
         assert_eq!(
             server_error_message(&err("1.2.3.4:abc", Server)),
@@ -1316,42 +1151,22 @@ mod tests {
             assert_eq!(one(w, Bind).ctrl, SockType::Stream, "{w}");
         }
         let e = err("ipv6@1.2.3.4:80", Bind);
-        assert_eq!(
-            e.message(),
-            "invalid address: '1.2.3.4' in 'ipv6@1.2.3.4:80'"
-        );
-        assert_eq!(
-            err("ipv4@v6only:80", Bind).kind,
-            AddrErrorKind::InvalidAddress
-        );
+        assert_eq!(e.message(), "invalid address: '1.2.3.4' in 'ipv6@1.2.3.4:80'");
+        assert_eq!(err("ipv4@v6only:80", Bind).kind, AddrErrorKind::InvalidAddress);
     }
 
     #[test]
     fn unix_and_abstract_sockets() {
-        for (w, p) in [
-            ("/var/run/s.sock", "/var/run/s.sock"),
-            ("unix@rel.sock", "rel.sock"),
-            ("uxst@/x", "/x"),
-        ] {
+        for (w, p) in [("/var/run/s.sock", "/var/run/s.sock"), ("unix@rel.sock", "rel.sock"), ("uxst@/x", "/x")] {
             let a = one(w, Bind);
-            assert_eq!(
-                (a.family, a.host),
-                (Family::Unix, Host::Path(p.into())),
-                "{w}"
-            );
+            assert_eq!((a.family, a.host), (Family::Unix, Host::Path(p.into())), "{w}");
         }
         let a = one("abns@name", Bind);
-        assert_eq!(
-            (a.family, a.host),
-            (Family::Abns, Host::Path("name".into()))
-        );
+        assert_eq!((a.family, a.host), (Family::Abns, Host::Path("name".into())));
         assert_eq!(one("/tmp/s", Server).family, Family::Unix);
         assert_eq!(one("abns@x", Server).family, Family::Abns);
         let long = format!("/{}", "a".repeat(97));
-        assert_eq!(
-            err(&long, Bind).message(),
-            format!("socket path '{long}' too long (max 97)")
-        );
+        assert_eq!(err(&long, Bind).message(), format!("socket path '{long}' too long (max 97)"));
         assert_eq!(one(&"/a".repeat(49)[..97], Bind).family, Family::Unix);
         assert!(parse_addr_in(&format!("abns@{}", "a".repeat(107)), Bind, &world()).is_ok());
     }
@@ -1359,55 +1174,25 @@ mod tests {
     #[test]
     fn fd_forms() {
         let e = err("fd@3", Bind);
-        assert_eq!(
-            e.message(),
-            "cannot use file descriptor '3' : Bad file descriptor."
-        );
-        assert_eq!(
-            err("fd@0", Bind).message(),
-            "cannot use file descriptor '0' : Socket operation on non-socket."
-        );
+        assert_eq!(e.message(), "cannot use file descriptor '3' : Bad file descriptor.");
+        assert_eq!(err("fd@0", Bind).message(), "cannot use file descriptor '0' : Socket operation on non-socket.");
         assert_eq!(one("fd@7", Bind).host, Host::Fd(7));
-        assert_eq!(
-            err("sockpair@5", Bind).message(),
-            "cannot use file descriptor '5' : Bad file descriptor."
-        );
+        assert_eq!(err("sockpair@5", Bind).message(), "cannot use file descriptor '5' : Bad file descriptor.");
         assert_eq!(one("sockpair@7", Server).family, Family::SockPair);
         let e = err("fd@3", Server);
-        assert_eq!(
-            e.message(),
-            "a file descriptor is not acceptable here in 'fd@3'"
-        );
+        assert_eq!(e.message(), "a file descriptor is not acceptable here in 'fd@3'");
         assert!(e.blank_line_after());
-        assert_eq!(
-            err("fd@x", Server).message(),
-            "file descriptor 'x' is not a valid integer in 'fd@x'"
-        );
-        assert_eq!(
-            err("fd@-1", Log).message(),
-            "file descriptor '-1' is not a valid integer in 'fd@-1'"
-        );
+        assert_eq!(err("fd@x", Server).message(), "file descriptor 'x' is not a valid integer in 'fd@x'");
+        assert_eq!(err("fd@-1", Log).message(), "file descriptor '-1' is not a valid integer in 'fd@-1'");
     }
 
     #[test]
     fn datagram_addresses_are_refused_on_bind_and_server() {
-        for w in [
-            "udp@:80",
-            "udp4@:80",
-            "udp6@:::80",
-            "uxdg@/x",
-            "dgram+ipv4@:80",
-        ] {
+        for w in ["udp@:80", "udp4@:80", "udp6@:::80", "uxdg@/x", "dgram+ipv4@:80"] {
             let e = err(w, Bind);
-            assert_eq!(
-                e.message(),
-                format!("dgram-type address not acceptable in '{w}'")
-            );
+            assert_eq!(e.message(), format!("dgram-type address not acceptable in '{w}'"));
         }
-        assert_eq!(
-            err("udp@1.2.3.4:80", Server).message(),
-            "dgram-type address not acceptable in 'udp@1.2.3.4:80'"
-        );
+        assert_eq!(err("udp@1.2.3.4:80", Server).message(), "dgram-type address not acceptable in 'udp@1.2.3.4:80'");
     }
 
     #[test]
@@ -1417,10 +1202,7 @@ mod tests {
             "'bind' : unsupported stream protocol for datagram family 2 address 'quic4@:443'; \
              QUIC is not compiled in if this is what you were looking for."
         );
-        assert_eq!(
-            err("mptcp@:444", Bind).message(),
-            "invalid address: 'mptcp@' in 'mptcp@:444'"
-        );
+        assert_eq!(err("mptcp@:444", Bind).message(), "invalid address: 'mptcp@' in 'mptcp@:444'");
     }
 
     #[test]
@@ -1435,27 +1217,15 @@ mod tests {
         assert_eq!(one("1.2.3.4:+abc", Server).ports, PortSpec::Offset(0));
         // names are kept for later resolution, even ones that cannot resolve
         let a = one("api1:8054", Server);
-        assert_eq!(
-            (a.host, a.resolved, a.family),
-            (Host::Name("api1".into()), None, Family::Unspec)
-        );
-        assert_eq!(
-            one("192.168.122.XXX:80", Server).host,
-            Host::Name("192.168.122.XXX".into())
-        );
-        assert_eq!(
-            one("ipv6@1.2.3.4:80", Server).host,
-            Host::Name("1.2.3.4".into())
-        );
+        assert_eq!((a.host, a.resolved, a.family), (Host::Name("api1".into()), None, Family::Unspec));
+        assert_eq!(one("192.168.122.XXX:80", Server).host, Host::Name("192.168.122.XXX".into()));
+        assert_eq!(one("ipv6@1.2.3.4:80", Server).host, Host::Name("1.2.3.4".into()));
     }
 
     #[test]
     fn server_refuses_port_ranges() {
         let e = err("1.2.3.4:80-90", Server);
-        assert_eq!(
-            e.message(),
-            "port range not permitted here in '1.2.3.4:80-90'"
-        );
+        assert_eq!(e.message(), "port range not permitted here in '1.2.3.4:80-90'");
         assert!(!e.blank_line_after());
     }
 
@@ -1464,18 +1234,11 @@ mod tests {
         // corpus 0066: `server domain $BACKEND_HTTP11`
         let e = err("$BACKEND_HTTP11", Server);
         assert_eq!(
-            format!(
-                "{} : {}",
-                server_context(Some("be_http_11"), "domain"),
-                server_error_message(&e)
-            ),
+            format!("{} : {}", server_context(Some("be_http_11"), "domain"), server_error_message(&e)),
             "'server be_http_11/domain' : '$BACKEND_HTTP11' resolves to an empty address \
              (environment variable missing?)"
         );
-        assert_eq!(
-            server_missing_addr_message("server"),
-            "'server' expects <name> and <addr>[:<port>] as arguments."
-        );
+        assert_eq!(server_missing_addr_message("server"), "'server' expects <name> and <addr>[:<port>] as arguments.");
     }
 
     #[test]
@@ -1484,26 +1247,15 @@ mod tests {
         let a = parse_addr_in("localhost:80", Server, &w).unwrap().remove(0);
         let got = resolve_in(&a, &w).unwrap();
         assert_eq!(got[0], "127.0.0.1:80".parse::<SocketAddr>().unwrap());
-        for name in [
-            "api1:8054",
-            "192.168.122.XXX:80",
-            "nosuch!:80",
-            "ipv6@1.2.3.4:80",
-        ] {
+        for name in ["api1:8054", "192.168.122.XXX:80", "nosuch!:80", "ipv6@1.2.3.4:80"] {
             let a = parse_addr_in(name, Server, &w).unwrap().remove(0);
             let e = resolve_in(&a, &w).unwrap_err();
             let host = name.trim_start_matches("ipv6@").rsplit_once(':').unwrap().0;
             assert_eq!(e.message(), format!("could not resolve address '{host}'."));
         }
-        assert_eq!(
-            server_unresolved_disabled_warning("www"),
-            "could not resolve address 'www', disabling server."
-        );
+        assert_eq!(server_unresolved_disabled_warning("www"), "could not resolve address 'www', disabling server.");
         let a = parse_addr_in("[::1]:8", Server, &w).unwrap().remove(0);
-        assert_eq!(
-            resolve_in(&a, &w).unwrap()[0],
-            "[::1]:8".parse::<SocketAddr>().unwrap()
-        );
+        assert_eq!(resolve_in(&a, &w).unwrap()[0], "[::1]:8".parse::<SocketAddr>().unwrap());
     }
 
     #[test]
@@ -1520,11 +1272,7 @@ mod tests {
         let e = err("nosuch:1024", Peer);
         assert_eq!(e.message(), "invalid address: 'nosuch' in 'nosuch:1024'");
         assert_eq!(
-            format!(
-                "{} : {}",
-                server_context(None, "other"),
-                server_error_message(&e)
-            ),
+            format!("{} : {}", server_context(None, "other"), server_error_message(&e)),
             "'server (null)/other' : invalid address: 'nosuch' in 'nosuch:1024'"
         );
         assert_eq!(one("1.2.3.5", Peer).ports, PortSpec::None);
@@ -1548,10 +1296,7 @@ mod tests {
         assert_eq!(one("fd@5", Log).host, Host::Fd(5));
         assert_eq!(one("ring@buf", Log).host, Host::Ring("buf".into()));
         // corpus 0046, 0059: docker-style names that do not resolve
-        assert_eq!(
-            log_error_message(&err("rsyslog:514", Log)),
-            "log : invalid address: 'rsyslog' in 'rsyslog:514'"
-        );
+        assert_eq!(log_error_message(&err("rsyslog:514", Log)), "log : invalid address: 'rsyslog' in 'rsyslog:514'");
         let e = err("rsyslog", Log);
         assert_eq!(e.message(), "invalid address: 'rsyslog' in 'rsyslog'");
         assert!(e.blank_line_after());
@@ -1574,15 +1319,9 @@ mod tests {
 
     #[test]
     fn source_forms() {
-        assert_eq!(
-            one("1.2.3.4:1024-2048", Source).ports,
-            PortSpec::Range(1024, 2048)
-        );
+        assert_eq!(one("1.2.3.4:1024-2048", Source).ports, PortSpec::Range(1024, 2048));
         assert_eq!(one("0.0.0.0", Source).ports, PortSpec::None);
-        assert_eq!(
-            err("1.2.3.4:1-2", ProxySource).message(),
-            "port range not permitted here in '1.2.3.4:1-2'"
-        );
+        assert_eq!(err("1.2.3.4:1-2", ProxySource).message(), "port range not permitted here in '1.2.3.4:1-2'");
         let e = err("1.2.3.4:abc", Source);
         assert_eq!(
             server_option_error_raw("source", "1.2.3.4:abc", &e),
@@ -1616,16 +1355,10 @@ mod tests {
             dispatch_error_message(&err("1.2.3.4", Dispatch)),
             "'dispatch' : missing port specification in '1.2.3.4'"
         );
-        assert_eq!(
-            err("nosuch:80", Source).message(),
-            "invalid address: 'nosuch' in 'nosuch:80'"
-        );
+        assert_eq!(err("nosuch:80", Source).message(), "invalid address: 'nosuch' in 'nosuch:80'");
         assert_eq!(err("1.2.3.4", Dispatch).kind, AddrErrorKind::MissingPort);
         assert_eq!(err("1.2.3.4", Mailer).kind, AddrErrorKind::MissingPort);
-        assert_eq!(
-            err("1.2.3.4:+1", Usesrc).kind,
-            AddrErrorKind::PortOffsetNotPermitted
-        );
+        assert_eq!(err("1.2.3.4:+1", Usesrc).kind, AddrErrorKind::PortOffsetNotPermitted);
     }
 
     #[test]

@@ -28,9 +28,7 @@ pub fn group_id(name: &str) -> Option<u32> {
 
 /// `Err(reason)` when the path cannot be opened, with the C library's wording.
 fn stat(path: &Path) -> Result<(), String> {
-    std::fs::metadata(path)
-        .map(|_| ())
-        .map_err(|e| io_reason(&e))
+    std::fs::metadata(path).map(|_| ()).map_err(|e| io_reason(&e))
 }
 
 /// Applies a `crt-base`/`ca-base` prefix to a relative path, as HAProxy does.
@@ -54,29 +52,19 @@ pub(crate) fn check_cert_file(b: &Builder, context: &str, stmt: &Stmt, i: usize,
                 out.alert_at(
                     stmt,
                     i + 1,
-                    format!(
-                        "{context} : unable to stat SSL certificate from file '{path}' : {reason}."
-                    ),
+                    format!("{context} : unable to stat SSL certificate from file '{path}' : {reason}."),
                 );
             }
         }
         "crt-list" => {
             if let Err(reason) = stat(&b.resolve_path(arg)) {
-                out.alert_at(
-                    stmt,
-                    i + 1,
-                    format!("{context} : 'crt-list' : cannot open file '{arg}' : {reason}"),
-                );
+                out.alert_at(stmt, i + 1, format!("{context} : 'crt-list' : cannot open file '{arg}' : {reason}"));
             }
         }
         _ => {
             let path = with_base(b.config.global.ca_base.as_deref(), arg);
             if let Err(reason) = stat(&b.resolve_path(&path)) {
-                out.alert_at(
-                    stmt,
-                    i + 1,
-                    format!("{context} : '{opt}' : unable to load {path}: {reason}."),
-                );
+                out.alert_at(stmt, i + 1, format!("{context} : '{opt}' : unable to load {path}: {reason}."));
             }
         }
     }
@@ -86,31 +74,15 @@ pub(crate) fn check_cert_file(b: &Builder, context: &str, stmt: &Stmt, i: usize,
 pub(crate) fn check_errorfile(b: &Builder, stmt: &Stmt, out: &mut Out) {
     let file = stmt.word(2);
     if stmt.word(1).is_empty() || file.is_empty() {
-        return out.alert_at(
-            stmt,
-            0,
-            format!(
-                "{} : <code> and <file> arguments are required.",
-                stmt.keyword()
-            ),
-        );
+        return out.alert_at(stmt, 0, format!("{} : <code> and <file> arguments are required.", stmt.keyword()));
     }
     if stat(&b.resolve_path(file)).is_err() {
-        out.alert_at(
-            stmt,
-            2,
-            format!("{} : error opening file '{file}'.", stmt.keyword()),
-        );
+        out.alert_at(stmt, 2, format!("{} : error opening file '{file}'.", stmt.keyword()));
     }
 }
 
 /// The first `-f FILE` among words `from..end` (an ACL's flags) that cannot be opened.
-pub(crate) fn missing_pattern_file<'a>(
-    b: &Builder,
-    stmt: &'a Stmt,
-    from: usize,
-    end: usize,
-) -> Option<&'a str> {
+pub(crate) fn missing_pattern_file<'a>(b: &Builder, stmt: &'a Stmt, from: usize, end: usize) -> Option<&'a str> {
     let mut i = from;
     while i < end {
         match stmt.word(i) {
@@ -133,10 +105,7 @@ pub(crate) fn check_acl_files(b: &Builder, stmt: &Stmt, out: &mut Out) -> bool {
     let Some(file) = missing_pattern_file(b, stmt, 3, stmt.words.len()) else {
         return true;
     };
-    let text = format!(
-        "error detected while parsing ACL '{}' : failed to open pattern file <{file}>.",
-        stmt.word(1)
-    );
+    let text = format!("error detected while parsing ACL '{}' : failed to open pattern file <{file}>.", stmt.word(1));
     out.alert_at(stmt, 1, text);
     false
 }

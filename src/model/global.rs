@@ -1,5 +1,5 @@
 //! The `global` section and the sections that are checked by keyword only.
-use crate::check::Diagnostic;
+use crate::check::{Diagnostic, Frame};
 use crate::config::ast::Stmt;
 use crate::grammar::{grammar, KeywordLookup, SectionKind};
 
@@ -91,15 +91,8 @@ const SET_ONCE: &[&str] = &[
 ];
 
 /// Keywords accepting HAProxy's `no`/`default` prefixes.
-const NEGATABLE: &[&str] = &[
-    "option",
-    "log",
-    "busy-polling",
-    "set-dumpable",
-    "strict-limits",
-    "insecure-fork-wanted",
-    "numa-cpu-mapping",
-];
+const NEGATABLE: &[&str] =
+    &["option", "log", "busy-polling", "set-dumpable", "strict-limits", "insecure-fork-wanted", "numa-cpu-mapping"];
 
 /// Applies the `no`/`default` prefix: returns the statement without it, or reports misuse.
 pub(crate) fn strip_modifier(stmt: &Stmt, out: &mut Out) -> Option<(Stmt, bool)> {
@@ -109,6 +102,13 @@ pub(crate) fn strip_modifier(stmt: &Stmt, out: &mut Out) -> Option<(Stmt, bool)>
     let negated = stmt.keyword() == "no";
     let mut inner = stmt.clone();
     inner.words.remove(0);
+    // HAProxy shifts `default`'s words left without clearing the last slot, so the last
+    // word appears twice (`default option X` reads as `option X X`).
+    if !negated {
+        if let Some(last) = inner.words.last().cloned() {
+            inner.words.push(last);
+        }
+    }
     if !NEGATABLE.contains(&inner.keyword()) {
         out.alert(
             crate::check::Diagnostic::alert(
@@ -126,26 +126,35 @@ pub(crate) fn strip_modifier(stmt: &Stmt, out: &mut Out) -> Option<(Stmt, bool)>
 impl Builder {
     /// Looks a keyword up for `section`; reports unknown and removed keywords as HAProxy does.
     /// Returns true when the keyword exists here.
-    pub(crate) fn known_keyword(
-        &self,
-        section: SectionKind,
-        section_word: &str,
-        stmt: &Stmt,
-        out: &mut Out,
-    ) -> bool {
+    pub(crate) fn known_keyword(&self, section: SectionKind, section_word: &str, stmt: &Stmt, out: &mut Out) -> bool {
         let kw = stmt.keyword();
         match grammar().keyword(section, kw, self.version()) {
+            KeywordLookup::Known(info) if info.experimental && !self.config.global.expose_experimental => {
+                let text = format!(
+                    "'{kw}' directive is experimental, must be allowed via a global 'expose-experimental-directives'"
+                );
+                out.alert_at(stmt, 0, text);
+                false
+            }
             KeywordLookup::Known(_) => true,
             KeywordLookup::Removed { message } => {
                 out.removed(stmt, &message);
                 false
             }
             _ => {
-                let text = match grammar().suggest_keyword(section, kw, self.version()) {
-                    Some(best) => format!("unknown keyword '{kw}' in '{section_word}' section; did you mean '{best}' maybe ?"),
-                    None => format!("unknown keyword '{kw}' in '{section_word}' section"),
+                let suggestion = grammar().suggest_keyword(section, kw, self.version());
+                // Each section's parser words this message its own way.
+                let (frame, text) = match (section_word, suggestion) {
+                    ("userlist", _) => (Frame::ParsingTight, format!("unknown keyword '{kw}' in 'users' section")),
+                    ("fcgi-app", _) => (Frame::ParsingTight, format!("unknown keyword '{kw}' in 'fcgi-app' section")),
+                    ("log-forward", _) => (Frame::Parsing, format!("unknown keyword '{kw}' in log-forward section.")),
+                    (_, Some(best)) => (
+                        Frame::Parsing,
+                        format!("unknown keyword '{kw}' in '{section_word}' section; did you mean '{best}' maybe ?"),
+                    ),
+                    (_, None) => (Frame::Parsing, format!("unknown keyword '{kw}' in '{section_word}' section")),
                 };
-                out.alert_at(stmt, 0, text);
+                out.alert(Diagnostic::alert("unknown-keyword", &stmt.span(), text).with_frame(frame));
                 false
             }
         }
@@ -161,14 +170,7 @@ impl Builder {
         }
         let kw = stmt.keyword();
         if NO_ARGUMENT.contains(&kw) && stmt.words.len() > 1 {
-            return out.alert_at(
-                stmt,
-                1,
-                format!(
-                    "'{kw}' cannot handle unexpected argument '{}'.",
-                    stmt.word(1)
-                ),
-            );
+            return out.alert_at(stmt, 1, format!("'{kw}' cannot handle unexpected argument '{}'.", stmt.word(1)));
         }
         if SET_ONCE.contains(&kw) && !self.global_seen.insert(kw.to_string()) {
             // HAProxy keeps the first value and goes on: an alert that does not fail the load.
@@ -191,17 +193,13 @@ impl Builder {
             }
             "zero-warning" => g.zero_warning = true,
             "expose-experimental-directives" => g.expose_experimental = true,
-            "maxconn" if arg.is_empty() => {
-                out.alert_at(stmt, 0, "'maxconn' expects an integer argument.")
-            }
+            "maxconn" if arg.is_empty() => out.alert_at(stmt, 0, "'maxconn' expects an integer argument."),
             "maxconn" => g.maxconn = Some(atoi(arg)),
             "nbthread" => match arg.parse::<u32>() {
                 Ok(n) => g.nbthread = Some(n),
-                Err(_) => out.alert_at(
-                    stmt,
-                    1,
-                    format!("'nbthread' passed a missing or unparsable integer value in '{arg}'"),
-                ),
+                Err(_) => {
+                    out.alert_at(stmt, 1, format!("'nbthread' passed a missing or unparsable integer value in '{arg}'"))
+                }
             },
             "pidfile" => g.pidfile = Some(arg.to_string()),
             "chroot" => g.chroot = Some(arg.to_string()),
@@ -209,25 +207,23 @@ impl Builder {
             "crt-base" => g.crt_base = Some(arg.to_string()),
             "ca-base" => g.ca_base = Some(arg.to_string()),
             "log" => match address::parse_addr(arg, AddrContext::Log) {
-                Ok(_) => g
-                    .logs
-                    .push(stmt.args().iter().map(|w| w.text.clone()).collect()),
+                Ok(_) => g.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect()),
                 Err(e) => out.alert_at(stmt, 1, address::log_error_message(&e)),
             },
             "tune.bufsize" => g.bufsize = Some(atoi(arg)),
             "stats" if arg == "socket" => {
                 let target = stmt.word(2);
                 if target.is_empty() {
-                    return out.alert_at(stmt, 1, "'stats socket' in global section expects an address or a path to a UNIX socket");
+                    return out.alert_at(
+                        stmt,
+                        1,
+                        "'stats socket' in global section expects an address or a path to a UNIX socket",
+                    );
                 }
                 match address::parse_addr(target, AddrContext::Bind) {
                     Ok(_) => g.stats_sockets += 1,
                     Err(e) => {
-                        return out.alert_at(
-                            stmt,
-                            2,
-                            address::keyword_arg_error_message("stats socket", target, &e),
-                        )
+                        return out.alert_at(stmt, 2, address::keyword_arg_error_message("stats socket", target, &e))
                     }
                 }
                 out.unsupported(stmt, "stats socket");
@@ -235,19 +231,11 @@ impl Builder {
             "localpeer" => g.localpeer = Some(arg.to_string()),
             "user" => match files::user_id(arg) {
                 Some(uid) => g.uid = Some(uid),
-                None => out.alert_at(
-                    stmt,
-                    1,
-                    format!("cannot find user id for '{arg}' (0:Success)"),
-                ),
+                None => out.alert_at(stmt, 1, format!("cannot find user id for '{arg}' (0:Success)")),
             },
             "group" => match files::group_id(arg) {
                 Some(gid) => g.gid = Some(gid),
-                None => out.alert_at(
-                    stmt,
-                    1,
-                    format!("cannot find group id for '{arg}' (0:Success)"),
-                ),
+                None => out.alert_at(stmt, 1, format!("cannot find group id for '{arg}' (0:Success)")),
             },
             "uid" => g.uid = Some(atoi(arg)),
             "gid" => g.gid = Some(atoi(arg)),
@@ -266,11 +254,7 @@ impl Builder {
                 out.unsupported(stmt, stmt.keyword());
             }
             "setenv" | "presetenv" if stmt.word(1).is_empty() || stmt.word(2).is_empty() => {
-                out.alert_at(
-                    stmt,
-                    0,
-                    format!("'{}' expects a name and a value.", stmt.keyword()),
-                );
+                out.alert_at(stmt, 0, format!("'{}' expects a name and a value.", stmt.keyword()));
             }
             "setenv" | "presetenv" | "unsetenv" | "resetenv" => {}
             kw => out.unsupported(stmt, kw),
@@ -282,9 +266,7 @@ impl Builder {
         if kind == "program" {
             self.config.global.has_program.get_or_insert(stmt.span());
         }
-        self.config
-            .other_sections
-            .push((kind.to_string(), stmt.word(1).to_string(), stmt.span()));
+        self.config.other_sections.push((kind.to_string(), stmt.word(1).to_string(), stmt.span()));
         out.unsupported(stmt, kind);
     }
 
@@ -307,12 +289,7 @@ impl Builder {
                 }
             }
             ("peers", "peer") | ("peers", "server") => {
-                let local = self
-                    .config
-                    .global
-                    .localpeer
-                    .clone()
-                    .or_else(local_host_name);
+                let local = self.config.global.localpeer.clone().or_else(local_host_name);
                 if local.as_deref() == Some(stmt.word(1)) && !stmt.word(2).is_empty() {
                     self.config.global.local_peer_listens = true;
                 }
@@ -324,19 +301,11 @@ impl Builder {
 
 /// The host name, HAProxy's default local peer name.
 fn local_host_name() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string())
 }
 
 /// HAProxy reads many integers with atoi(): leading digits, junk ignored, 0 when none.
 pub fn atoi(word: &str) -> u32 {
-    let digits: String = word
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits
-        .parse()
-        .unwrap_or(if digits.is_empty() { 0 } else { u32::MAX })
+    let digits: String = word.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().unwrap_or(if digits.is_empty() { 0 } else { u32::MAX })
 }

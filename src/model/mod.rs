@@ -48,10 +48,7 @@ impl Config {
     pub fn has_listener(&self) -> bool {
         self.global.stats_sockets > 0
             || self.global.local_peer_listens
-            || self
-                .proxies
-                .iter()
-                .any(|p| !p.disabled && !p.binds.is_empty())
+            || self.proxies.iter().any(|p| !p.disabled && !p.binds.is_empty())
     }
 }
 
@@ -65,10 +62,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> LoadOptions {
-        LoadOptions {
-            version: Version::NEWEST,
-            base_dir: None,
-        }
+        LoadOptions { version: Version::NEWEST, base_dir: None }
     }
 }
 
@@ -93,22 +87,13 @@ impl Loaded {
 
 /// Loads files (already expanded from directories) with `vars` as the environment.
 pub fn load_files(paths: &[PathBuf], vars: &mut Vars, opts: &LoadOptions) -> Loaded {
-    let sources = paths.iter().map(|p| {
-        (
-            Arc::from(p.to_string_lossy().as_ref()),
-            std::fs::read(p).map(Cow::Owned),
-        )
-    });
+    let sources = paths.iter().map(|p| (Arc::from(p.to_string_lossy().as_ref()), std::fs::read(p).map(Cow::Owned)));
     load_sources(sources, vars, opts)
 }
 
 /// Loads one config text (tests and fuzzing): no files other than those it references.
 pub fn load_text(file: &str, text: &[u8], vars: &mut Vars, opts: &LoadOptions) -> Loaded {
-    load_sources(
-        std::iter::once((Arc::from(file), Ok(Cow::Borrowed(text)))),
-        vars,
-        opts,
-    )
+    load_sources(std::iter::once((Arc::from(file), Ok(Cow::Borrowed(text)))), vars, opts)
 }
 
 /// Reads each source in order as HAProxy does, then runs the checks after reading when
@@ -120,9 +105,7 @@ fn load_sources<'a>(
 ) -> Loaded {
     let mut builder = Builder::new(opts.clone());
     let mut diags = Vec::new();
-    let popts = ParseOptions {
-        version: opts.version,
-    };
+    let popts = ParseOptions { version: opts.version };
     let (mut failed_files, mut aborted) = (Vec::new(), false);
     for (name, bytes) in sources {
         let bytes = match bytes {
@@ -164,11 +147,7 @@ fn open_error(path: &Path, e: &std::io::Error) -> Diagnostic {
         "cannot-open",
         None,
         crate::check::Frame::Bare,
-        format!(
-            "Cannot open configuration file/directory {} : {}",
-            path.display(),
-            parser::io_reason(e)
-        ),
+        format!("Cannot open configuration file/directory {} : {}", path.display(), parser::io_reason(e)),
     )
 }
 
@@ -270,10 +249,7 @@ impl Out<'_> {
     pub fn removed(&mut self, stmt: &Stmt, message: &str) {
         let args: Vec<&str> = stmt.args().iter().map(|w| w.text.as_str()).collect();
         let text = crate::grammar::render_removed_message(message, &args);
-        self.alert(
-            Diagnostic::alert("removed", &stmt.span(), text)
-                .with_frame(crate::check::Frame::ParsingJoined),
-        );
+        self.alert(Diagnostic::alert("removed", &stmt.span(), text).with_frame(crate::check::Frame::ParsingJoined));
     }
 
     pub fn warn_at(&mut self, stmt: &Stmt, word: usize, text: impl Into<String>) {
@@ -295,16 +271,8 @@ impl Out<'_> {
 }
 
 impl Sink for Builder {
-    fn on_line(
-        &mut self,
-        stmt: Stmt,
-        opens_section: bool,
-        diags: &mut Vec<Diagnostic>,
-    ) -> LineStatus {
-        let mut out = Out {
-            diags,
-            status: LineStatus::default(),
-        };
+    fn on_line(&mut self, stmt: Stmt, opens_section: bool, diags: &mut Vec<Diagnostic>) -> LineStatus {
+        let mut out = Out { diags, status: LineStatus::default() };
         if opens_section {
             self.open_section(&stmt, &mut out);
         } else {
@@ -322,11 +290,7 @@ impl Builder {
                     out.alert_at(
                         stmt,
                         1,
-                        format!(
-                            "'{}' cannot handle unexpected argument '{}'.",
-                            stmt.keyword(),
-                            stmt.word(1)
-                        ),
+                        format!("'{}' cannot handle unexpected argument '{}'.", stmt.keyword(), stmt.word(1)),
                     );
                 }
                 self.current = Current::Global;

@@ -36,10 +36,7 @@ pub fn check(config: &mut Config, _opts: &LoadOptions, diags: &mut Vec<Diagnosti
     }
     cross_references(config, diags);
     unsupported_modes(config, diags);
-    if diags[before..]
-        .iter()
-        .any(|d| d.severity == Severity::Alert)
-    {
+    if diags[before..].iter().any(|d| d.severity == Severity::Alert) {
         return PostVerdict::Fatal;
     }
     if resolve_servers(config, diags) {
@@ -53,12 +50,8 @@ fn bare(severity: Severity, code: &'static str, text: String) -> Diagnostic {
 }
 
 fn cross_references(config: &Config, diags: &mut Vec<Diagnostic>) {
-    let backends: BTreeMap<&str, ProxyKind> = config
-        .proxies
-        .iter()
-        .filter(|p| p.kind.is_backend())
-        .map(|p| (p.name.as_str(), p.kind))
-        .collect();
+    let backends: BTreeMap<&str, ProxyKind> =
+        config.proxies.iter().filter(|p| p.kind.is_backend()).map(|p| (p.name.as_str(), p.kind)).collect();
     for p in &config.proxies {
         if p.disabled {
             continue;
@@ -66,10 +59,7 @@ fn cross_references(config: &Config, diags: &mut Vec<Diagnostic>) {
         if p.kind.is_frontend() {
             if let Some((name, span)) = &p.default_backend {
                 if !backends.contains_key(name.as_str()) {
-                    let text = format!(
-                        "Proxy '{}': unable to find required default_backend: '{name}'.",
-                        p.name
-                    );
+                    let text = format!("Proxy '{}': unable to find required default_backend: '{name}'.", p.name);
                     diags.push(bare(Severity::Alert, "unknown-backend", text).with_span(span));
                 }
             }
@@ -79,17 +69,13 @@ fn cross_references(config: &Config, diags: &mut Vec<Diagnostic>) {
                     continue;
                 }
                 if !backends.contains_key(name.as_str()) {
-                    let text = format!(
-                        "Proxy '{}': unable to find required use_backend: '{name}'.",
-                        p.name
-                    );
+                    let text = format!("Proxy '{}': unable to find required use_backend: '{name}'.", p.name);
                     diags.push(bare(Severity::Alert, "unknown-backend", text).with_span(span));
                 }
             }
         }
         let missing_timeouts = (p.kind.is_frontend() && p.timeouts.client.unwrap_or(0) == 0)
-            || (p.kind.is_backend()
-                && (p.timeouts.connect.unwrap_or(0) == 0 || p.timeouts.server.unwrap_or(0) == 0));
+            || (p.kind.is_backend() && (p.timeouts.connect.unwrap_or(0) == 0 || p.timeouts.server.unwrap_or(0) == 0));
         if missing_timeouts && p.mode != super::Mode::Log {
             let text = format!(
                 "missing timeouts for {} '{}'.\n   | While not properly invalid, you will certainly encounter various problems\n   | with such a configuration. To fix this, please ensure that all following\n   | timeouts are set to a non-zero value: 'client', 'connect', 'server'.",
@@ -117,12 +103,9 @@ fn cross_references(config: &Config, diags: &mut Vec<Diagnostic>) {
                     None => (p.name.as_str(), track.as_str()),
                 };
                 if !backends.contains_key(px) {
-                    let text = format!(
-                        "'server {}/{}' : unable to find required proxy '{px}' for tracking.",
-                        p.name, s.name
-                    );
-                    diags
-                        .push(Diagnostic::alert("track", &s.span, text).with_frame(Frame::Located));
+                    let text =
+                        format!("'server {}/{}' : unable to find required proxy '{px}' for tracking.", p.name, s.name);
+                    diags.push(Diagnostic::alert("track", &s.span, text).with_frame(Frame::Located));
                 }
             }
         }
@@ -130,11 +113,8 @@ fn cross_references(config: &Config, diags: &mut Vec<Diagnostic>) {
             && p.logs.is_empty()
             && !p.log_global
         {
-            let text = format!(
-                "log format ignored for {} '{}' since it has no log address.",
-                p.kind.type_str(),
-                p.name
-            );
+            let text =
+                format!("log format ignored for {} '{}' since it has no log address.", p.kind.type_str(), p.name);
             diags.push(bare(Severity::Warning, "log-format", text).with_span(&p.span));
         }
     }
@@ -146,10 +126,8 @@ fn resolve_servers(config: &mut Config, diags: &mut Vec<Diagnostic>) -> bool {
     let mut failed = false;
     for p in &mut config.proxies {
         let pname = p.name.clone();
-        let tolerant_default = p
-            .default_server
-            .windows(2)
-            .any(|w| w[0] == "init-addr" && w[1].split(',').any(|m| m == "none"));
+        let tolerant_default =
+            p.default_server.windows(2).any(|w| w[0] == "init-addr" && w[1].split(',').any(|m| m == "none"));
         for s in &mut p.servers {
             let Some(addr) = &s.addr else { continue };
             let Host::Name(name) = &addr.host else {
@@ -160,66 +138,36 @@ fn resolve_servers(config: &mut Config, diags: &mut Vec<Diagnostic>) -> bool {
                 Ok(v) => s.resolved = v,
                 Err(_) => {
                     let tolerant = tolerant_default
-                        || s.options
-                            .windows(2)
-                            .any(|w| w[0] == "init-addr" && w[1].split(',').any(|m| m == "none"));
+                        || s.options.windows(2).any(|w| w[0] == "init-addr" && w[1].split(',').any(|m| m == "none"));
                     let (sev, text) = if tolerant {
-                        (Severity::Warning, format!("'server {pname}/{}' : could not resolve address '{name}', disabling server.", s.name))
-                    } else {
-                        failed = true;
                         (
-                            Severity::Alert,
+                            Severity::Warning,
                             format!(
-                                "'server {pname}/{}' : could not resolve address '{name}'.",
+                                "'server {pname}/{}' : could not resolve address '{name}', disabling server.",
                                 s.name
                             ),
                         )
+                    } else {
+                        failed = true;
+                        (Severity::Alert, format!("'server {pname}/{}' : could not resolve address '{name}'.", s.name))
                     };
-                    diags.push(Diagnostic::new(
-                        sev,
-                        "resolve",
-                        Some(s.span.clone()),
-                        Frame::Located,
-                        text,
-                    ));
+                    diags.push(Diagnostic::new(sev, "resolve", Some(s.span.clone()), Frame::Located, text));
                 }
             }
         }
     }
     if failed {
-        diags.push(bare(
-            Severity::Alert,
-            "resolve",
-            "Failed to initialize server(s) addr.".to_string(),
-        ));
+        diags.push(bare(Severity::Alert, "resolve", "Failed to initialize server(s) addr.".to_string()));
     }
     failed
 }
 
 /// hapx runs TCP proxies only: any other mode a proxy ends up with cannot run yet.
 fn unsupported_modes(config: &Config, diags: &mut Vec<Diagnostic>) {
-    for p in config
-        .proxies
-        .iter()
-        .filter(|p| !p.disabled && p.mode != super::Mode::Tcp)
-    {
-        let word = if p.mode == super::Mode::Http {
-            "http"
-        } else {
-            "log"
-        };
+    for p in config.proxies.iter().filter(|p| !p.disabled && p.mode != super::Mode::Tcp) {
+        let word = if p.mode == super::Mode::Http { "http" } else { "log" };
         let span = p.mode_span.clone().unwrap_or_else(|| p.span.clone());
-        let text = format!(
-            "'mode {word}' (in {} '{}') is not supported by hapx yet.",
-            p.kind.type_str(),
-            p.name
-        );
-        diags.push(Diagnostic::new(
-            Severity::Warning,
-            crate::check::UNSUPPORTED,
-            Some(span),
-            Frame::Parsing,
-            text,
-        ));
+        let text = format!("'mode {word}' (in {} '{}') is not supported by hapx yet.", p.kind.type_str(), p.name);
+        diags.push(Diagnostic::new(Severity::Warning, crate::check::UNSUPPORTED, Some(span), Frame::Parsing, text));
     }
 }

@@ -58,17 +58,11 @@ impl ProxyKind {
     }
 
     pub fn is_frontend(self) -> bool {
-        matches!(
-            self,
-            ProxyKind::Frontend | ProxyKind::Listen | ProxyKind::Defaults
-        )
+        matches!(self, ProxyKind::Frontend | ProxyKind::Listen | ProxyKind::Defaults)
     }
 
     pub fn is_backend(self) -> bool {
-        matches!(
-            self,
-            ProxyKind::Backend | ProxyKind::Listen | ProxyKind::Defaults
-        )
+        matches!(self, ProxyKind::Backend | ProxyKind::Listen | ProxyKind::Defaults)
     }
 }
 
@@ -187,8 +181,7 @@ impl Proxy {
 
 /// Characters HAProxy allows in proxy and server names.
 pub fn invalid_char(name: &str) -> Option<char> {
-    name.chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
 }
 
 impl Builder {
@@ -216,21 +209,10 @@ impl Builder {
                 return None;
             }
             if let Some(c) = invalid_char(a1) {
-                out.alert_at(
-                    stmt,
-                    1,
-                    format!(
-                        "character '{c}' is not permitted in '{}' name '{a1}'.",
-                        stmt.keyword()
-                    ),
-                );
+                out.alert_at(stmt, 1, format!("character '{c}' is not permitted in '{}' name '{a1}'.", stmt.keyword()));
             }
             // HAProxy looks among frontends for a frontend or listen, among backends for a backend.
-            let names = if kind == ProxyKind::Backend {
-                &self.backend_names
-            } else {
-                &self.frontend_names
-            };
+            let names = if kind == ProxyKind::Backend { &self.backend_names } else { &self.frontend_names };
             let clash = names.get(a1).and_then(|&i| self.config.proxies.get(i));
             if let Some(p) = clash {
                 let text = format!(
@@ -243,8 +225,7 @@ impl Builder {
                     p.span.line
                 );
                 out.alert(
-                    Diagnostic::alert("duplicate-proxy", &stmt.span_of(1), text)
-                        .with_frame(Frame::ParsingCapital),
+                    Diagnostic::alert("duplicate-proxy", &stmt.span_of(1), text).with_frame(Frame::ParsingCapital),
                 );
             }
             if (!a2.is_empty() && (a3.is_empty() || a2 != "from")) || stmt.words.len() > 4 {
@@ -252,11 +233,7 @@ impl Builder {
                     out.alert_at(
                         stmt,
                         4,
-                        format!(
-                            "'{}' cannot handle unexpected argument '{}'.",
-                            stmt.keyword(),
-                            stmt.word(4)
-                        ),
+                        format!("'{}' cannot handle unexpected argument '{}'.", stmt.keyword(), stmt.word(4)),
                     );
                 }
                 if kind.is_frontend() {
@@ -275,38 +252,18 @@ impl Builder {
             arg = 1;
             name = "";
         }
-        let mut base = if kind == ProxyKind::Defaults {
-            None
-        } else {
-            self.last_defaults
-        };
+        let mut base = if kind == ProxyKind::Defaults { None } else { self.last_defaults };
         if stmt.word(arg) == "from" {
             let wanted = stmt.word(arg + 1);
-            let found: Vec<usize> = self
-                .config
-                .defaults
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| d.name == wanted)
-                .map(|(i, _)| i)
-                .collect();
+            let found: Vec<usize> =
+                self.config.defaults.iter().enumerate().filter(|(_, d)| d.name == wanted).map(|(i, _)| i).collect();
             let Some(&first) = found.last() else {
-                let text = format!(
-                    "defaults section '{wanted}' not found for {} '{name}'.",
-                    kind.cap_str()
-                );
-                out.abort(Diagnostic::alert(
-                    "defaults-not-found",
-                    &stmt.span_of(arg + 1),
-                    text,
-                ));
+                let text = format!("defaults section '{wanted}' not found for {} '{name}'.", kind.cap_str());
+                out.abort(Diagnostic::alert("defaults-not-found", &stmt.span_of(arg + 1), text));
                 return None;
             };
             if found.len() > 1 {
-                let (d1, d2) = (
-                    &self.config.defaults[found[0]],
-                    &self.config.defaults[found[1]],
-                );
+                let (d1, d2) = (&self.config.defaults[found[0]], &self.config.defaults[found[1]]);
                 let text = format!(
                     "ambiguous defaults section name '{wanted}' referenced by {} '{name}' exists at least at {}:{} and {}:{}.",
                     kind.cap_str(),
@@ -363,7 +320,9 @@ impl Builder {
             }
             _ => {
                 let text = match grammar().suggest_keyword(kind.section(), kw, version) {
-                    Some(best) => format!("unknown keyword '{kw}' in '{section_word}' section; did you mean '{best}' maybe ?"),
+                    Some(best) => {
+                        format!("unknown keyword '{kw}' in '{section_word}' section; did you mean '{best}' maybe ?")
+                    }
                     None => format!("unknown keyword '{kw}' in '{section_word}' section"),
                 };
                 return out.alert_at(stmt, 0, text);
@@ -374,23 +333,13 @@ impl Builder {
 
     /// A proxy keyword used where the proxy lacks the capability (HAProxy warns and ignores
     /// it), or in defaults where it is not allowed (fatal).
-    fn wrong_capability(
-        &mut self,
-        r: ProxyRef,
-        stmt: &Stmt,
-        legal_in: &[SectionKind],
-        out: &mut Out,
-    ) {
+    fn wrong_capability(&mut self, r: ProxyRef, stmt: &Stmt, legal_in: &[SectionKind], out: &mut Out) {
         let Some(proxy) = self.proxy_mut(r) else {
             return;
         };
         let kw = stmt.keyword().to_string();
         if proxy.kind == ProxyKind::Defaults {
-            return out.alert_at(
-                stmt,
-                0,
-                format!("'{kw}' not allowed in 'defaults' section."),
-            );
+            return out.alert_at(stmt, 0, format!("'{kw}' not allowed in 'defaults' section."));
         }
         let wants_backend = legal_in.contains(&SectionKind::Backend);
         let cap = if wants_backend { "backend" } else { "frontend" };
@@ -402,15 +351,10 @@ impl Builder {
                 proxy.kind.type_str(),
                 proxy.name
             );
-            return out.alert(
-                Diagnostic::alert("capability", &stmt.span(), text).with_frame(Frame::Located),
-            );
+            return out.alert(Diagnostic::alert("capability", &stmt.span(), text).with_frame(Frame::Located));
         }
-        let text = format!(
-            "'{kw}' ignored because {} '{}' has no {cap} capability.",
-            proxy.kind.type_str(),
-            proxy.name
-        );
+        let text =
+            format!("'{kw}' ignored because {} '{}' has no {cap} capability.", proxy.kind.type_str(), proxy.name);
         out.warn_at(stmt, 0, text);
     }
 
@@ -505,8 +449,7 @@ impl Builder {
                         return out.alert_at(stmt, 1, address::log_error_message(&e));
                     }
                     if let Some(p) = self.proxy_mut(r) {
-                        p.logs
-                            .push(stmt.args().iter().map(|w| w.text.clone()).collect());
+                        p.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect());
                     }
                 }
             }
@@ -566,11 +509,7 @@ impl Builder {
     fn parse_timeout(&mut self, r: ProxyRef, stmt: &Stmt, out: &mut Out) {
         let name = stmt.word(1).to_string();
         let exists = matches!(
-            grammar().keyword(
-                self.proxy_kind(r).section(),
-                &format!("timeout {name}"),
-                self.version()
-            ),
+            grammar().keyword(self.proxy_kind(r).section(), &format!("timeout {name}"), self.version()),
             KeywordLookup::Known(_)
         );
         if name.is_empty() || !exists {
@@ -582,10 +521,7 @@ impl Builder {
         let ms = match units::parse_proxy_timeout(&name, stmt.word(2)) {
             Ok(t) => {
                 if let Some(w) = t.warning.clone() {
-                    out.warn(
-                        Diagnostic::warning("time-junk", &stmt.span_of(2), w)
-                            .with_frame(Frame::Bare),
-                    );
+                    out.warn(Diagnostic::warning("time-junk", &stmt.span_of(2), w).with_frame(Frame::Bare));
                 }
                 t.millis()
             }
@@ -595,10 +531,7 @@ impl Builder {
             return out.alert_at(
                 stmt,
                 3,
-                format!(
-                    "'timeout {name}' cannot handle unexpected argument '{}'.",
-                    stmt.word(3)
-                ),
+                format!("'timeout {name}' cannot handle unexpected argument '{}'.", stmt.word(3)),
             );
         }
         let Some(p) = self.proxy_mut(r) else { return };
@@ -629,11 +562,7 @@ impl Builder {
         match grammar().option(section, &name, version) {
             KeywordLookup::Known(info) => {
                 if negated && !info.negatable {
-                    return out.alert_at(
-                        stmt,
-                        1,
-                        format!("negation/default is not supported for option '{name}'."),
-                    );
+                    return out.alert_at(stmt, 1, format!("negation/default is not supported for option '{name}'."));
                 }
             }
             KeywordLookup::Removed { message } => return out.removed(stmt, &message),
@@ -642,11 +571,7 @@ impl Builder {
                 if kind == ProxyKind::Defaults {
                     return;
                 }
-                let cap = if kind.is_frontend() {
-                    "backend"
-                } else {
-                    "frontend"
-                };
+                let cap = if kind.is_frontend() { "backend" } else { "frontend" };
                 let text = format!(
                     "'option {name}' ignored because {} '{}' has no {cap} capability.",
                     kind.type_str(),
@@ -693,13 +618,18 @@ impl Builder {
         };
         let context = format!("'bind {addr_word}' in section '{}'", proxy.kind.cap_str());
         if addr_word.is_empty() {
-            return out.alert_at(stmt, 0, format!("'{}' expects {{<path>|[addr1]:port1[-end1]}}{{,[addr]:port[-end]}}... as arguments.", stmt.keyword()));
+            return out.alert_at(
+                stmt,
+                0,
+                format!(
+                    "'{}' expects {{<path>|[addr1]:port1[-end1]}}{{,[addr]:port[-end]}}... as arguments.",
+                    stmt.keyword()
+                ),
+            );
         }
         let addrs = match address::parse_addr(addr_word, AddrContext::Bind) {
             Ok(a) => a,
-            Err(e) => {
-                return out.alert_at(stmt, 1, format!("'{}' : {}", stmt.keyword(), e.message()))
-            }
+            Err(e) => return out.alert_at(stmt, 1, format!("'{}' : {}", stmt.keyword(), e.message())),
         };
         let options: Vec<String> = stmt.words.iter().skip(2).map(|w| w.text.clone()).collect();
         let mut i = 2;
@@ -708,9 +638,7 @@ impl Builder {
             let opt = stmt.word(i);
             let Lookup::Known(info) = grammar().bind_option(opt, self.version()) else {
                 let text = match grammar().suggest_bind_option(opt, self.version()) {
-                    Some(best) => format!(
-                        "{context} : unknown keyword '{opt}'; did you mean '{best}' maybe ?"
-                    ),
+                    Some(best) => format!("{context} : unknown keyword '{opt}'; did you mean '{best}' maybe ?"),
                     None => format!("{context} : unknown keyword '{opt}'."),
                 };
                 return out.alert_at(stmt, i, text);
@@ -722,10 +650,7 @@ impl Builder {
             if matches!(opt, "crt" | "ca-file" | "crl-file" | "crt-list") {
                 files::check_cert_file(self, &context, stmt, i, out);
             }
-            if !matches!(
-                opt,
-                "name" | "backlog" | "maxconn" | "v4v6" | "v6only" | "interface"
-            ) {
+            if !matches!(opt, "name" | "backlog" | "maxconn" | "v4v6" | "v6only" | "interface") {
                 unsupported = true;
             }
             i += 1 + nargs;
@@ -735,11 +660,7 @@ impl Builder {
         }
         let span = stmt.span_of(1);
         if let Some(p) = self.proxy_mut(r) {
-            p.binds.push(Bind {
-                span,
-                addrs,
-                options,
-            });
+            p.binds.push(Bind { span, addrs, options });
         }
     }
 
@@ -752,30 +673,20 @@ impl Builder {
         let pname = proxy.name.clone();
         let kind = proxy.kind;
         if !is_default && kind == ProxyKind::Defaults {
-            return out.alert_at(
-                stmt,
-                0,
-                format!("'{kw}' not allowed in 'defaults' section."),
-            );
+            return out.alert_at(stmt, 0, format!("'{kw}' not allowed in 'defaults' section."));
         }
         let name = stmt.word(1).to_string();
         let ctx = format!("'{kw} {pname}/{name}' : ");
-        let located = |text: String| {
-            Diagnostic::alert("server", &stmt.span(), text).with_frame(Frame::Located)
-        };
+        let located = |text: String| Diagnostic::alert("server", &stmt.span(), text).with_frame(Frame::Located);
         let mut i = 1;
         let mut addr = None;
         if !is_default {
             if stmt.word(2).is_empty() {
                 // Said before the server exists, so without its name.
-                return out.alert(located(format!(
-                    "'{kw}' expects <name> and <addr>[:<port>] as arguments."
-                )));
+                return out.alert(located(format!("'{kw}' expects <name> and <addr>[:<port>] as arguments.")));
             }
             if let Some(c) = invalid_char(&name) {
-                return out.alert(located(format!(
-                    "{ctx}character '{c}' is not permitted in {kw} name '{name}'."
-                )));
+                return out.alert(located(format!("{ctx}character '{c}' is not permitted in {kw} name '{name}'.")));
             }
             let word = stmt.word(2);
             match address::parse_addr(word, AddrContext::Server) {
@@ -799,9 +710,7 @@ impl Builder {
                 return out.alert(located(text));
             };
             if is_default && !info.default_server {
-                return out.alert(located(format!(
-                    "{ctx}'{opt}' option is not accepted in default-server sections"
-                )));
+                return out.alert(located(format!("{ctx}'{opt}' option is not accepted in default-server sections")));
             }
             let nargs = info.args.max_args().unwrap_or(1);
             if nargs > 0 && i + nargs >= stmt.words.len() {
@@ -809,10 +718,10 @@ impl Builder {
             }
             match opt {
                 "track" => track = Some(stmt.word(i + 1).to_string()),
-                "check" | "inter" | "fastinter" | "downinter" | "rise" | "fall" | "port"
-                | "addr" | "weight" | "maxconn" | "maxqueue" | "minconn" | "backup"
-                | "disabled" | "enabled" | "slowstart" | "id" | "source" | "init-state"
-                | "on-marked-down" | "on-marked-up" | "observe" | "error-limit" | "on-error" => {}
+                "check" | "inter" | "fastinter" | "downinter" | "rise" | "fall" | "port" | "addr" | "weight"
+                | "maxconn" | "maxqueue" | "minconn" | "backup" | "disabled" | "enabled" | "slowstart" | "id"
+                | "source" | "init-state" | "on-marked-down" | "on-marked-up" | "observe" | "error-limit"
+                | "on-error" => {}
                 other => unsupported.push(other.to_string()),
             }
             i += 1 + nargs;
@@ -820,24 +729,13 @@ impl Builder {
         if !unsupported.is_empty() {
             out.unsupported(stmt, &format!("{kw} option {}", unsupported.join(", ")));
         }
-        let options: Vec<String> = stmt
-            .words
-            .iter()
-            .skip(if is_default { 1 } else { 3 })
-            .map(|w| w.text.clone())
-            .collect();
+        let options: Vec<String> =
+            stmt.words.iter().skip(if is_default { 1 } else { 3 }).map(|w| w.text.clone()).collect();
         let Some(p) = self.proxy_mut(r) else { return };
         if is_default {
             p.default_server = options;
         } else {
-            p.servers.push(Server {
-                span: stmt.span(),
-                name,
-                addr,
-                options,
-                track,
-                resolved: Vec::new(),
-            });
+            p.servers.push(Server { span: stmt.span(), name, addr, options, track, resolved: Vec::new() });
         }
     }
 }

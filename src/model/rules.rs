@@ -49,9 +49,7 @@ fn check_condition(b: &Builder, proxy: &Proxy, stmt: &Stmt, at: usize) -> Result
             "||" | "!" => i += 1,
             _ if word.eq_ignore_ascii_case("or") => i += 1,
             "{" => {
-                let end = (i + 1..stmt.words.len())
-                    .find(|&j| stmt.word(j) == "}")
-                    .unwrap_or(stmt.words.len());
+                let end = (i + 1..stmt.words.len()).find(|&j| stmt.word(j) == "}").unwrap_or(stmt.words.len());
                 if let Some(file) = files::missing_pattern_file(b, stmt, i + 2, end) {
                     return Err(format!("failed to open pattern file <{file}>"));
                 }
@@ -78,15 +76,10 @@ pub(crate) fn check_rule(b: &Builder, proxy: &Proxy, stmt: &Stmt, out: &mut Out)
         _ => 1,
     };
     if first_action == 2 {
-        let n = stmt
-            .word(2)
-            .strip_prefix("track-sc")
-            .and_then(|n| n.parse::<u32>().ok());
+        let n = stmt.word(2).strip_prefix("track-sc").and_then(|n| n.parse::<u32>().ok());
         if let Some(n) = n.filter(|&n| n > MAX_TRACK_SC) {
             let rule = format!("{kw} {} {}", stmt.word(1), stmt.word(2));
-            let text = format!(
-                "'{rule}' : {n} track-sc number exceeding {MAX_TRACK_SC} (MAX_SESS_STKCTR-1) value"
-            );
+            let text = format!("'{rule}' : {n} track-sc number exceeding {MAX_TRACK_SC} (MAX_SESS_STKCTR-1) value");
             return out.alert_at(stmt, 2, text);
         }
     }
@@ -106,10 +99,7 @@ pub(crate) fn check_rule(b: &Builder, proxy: &Proxy, stmt: &Stmt, out: &mut Out)
             stmt.word(at)
         ),
         "http-request" | "http-response" | "http-after-response" => {
-            format!(
-                "error detected while parsing an '{kw} {}' condition : {err}.",
-                stmt.word(1)
-            )
+            format!("error detected while parsing an '{kw} {}' condition : {err}.", stmt.word(1))
         }
         "use_backend" | "use-server" => {
             format!("error detected while parsing switching rule : {err}.")

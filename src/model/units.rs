@@ -105,20 +105,13 @@ impl UnitError {
     fn unexpected(what: Quantity, word: &str, pos: usize) -> UnitError {
         UnitError {
             what,
-            kind: UnitErrorKind::Unexpected {
-                ch: word.get(pos..).and_then(|s| s.chars().next()),
-                pos,
-            },
+            kind: UnitErrorKind::Unexpected { ch: word.get(pos..).and_then(|s| s.chars().next()), pos },
             word: word.to_string(),
         }
     }
 
     fn of(what: Quantity, kind: UnitErrorKind, word: &str) -> UnitError {
-        UnitError {
-            what,
-            kind,
-            word: word.to_string(),
-        }
+        UnitError { what, kind, word: word.to_string() }
     }
 
     /// The offending character as HAProxy prints it with `%c`.
@@ -216,34 +209,20 @@ pub fn parse_time(word: &str, default: TimeUnit) -> Result<TimeValue, UnitError>
         imult = 1;
     }
     let div = idiv.wrapping_mul(odiv);
-    let result = value
-        .wrapping_mul(imult.wrapping_mul(omult))
-        .wrapping_add(div - 1)
-        / div;
+    let result = value.wrapping_mul(imult.wrapping_mul(omult)).wrapping_add(div - 1) / div;
     if result >= 0x8000_0000 {
         return Err(UnitError::of(Quantity::Time, UnitErrorKind::Overflow, word));
     }
     if result == 0 && value != 0 {
-        return Err(UnitError::of(
-            Quantity::Time,
-            UnitErrorKind::Underflow,
-            word,
-        ));
+        return Err(UnitError::of(Quantity::Time, UnitErrorKind::Underflow, word));
     }
-    Ok(TimeValue {
-        value: result as u32,
-        unit: default,
-        warning,
-    })
+    Ok(TimeValue { value: result as u32, unit: default, warning })
 }
 
 /// 2.6's warning for characters after a time unit (`1s500ms`): `pos` is the byte offset of
 /// the first extra character.
 pub fn time_junk_warning(word: &str, pos: usize) -> String {
-    let ch = word
-        .get(pos..)
-        .and_then(|s| s.chars().next())
-        .unwrap_or('\0');
+    let ch = word.get(pos..).and_then(|s| s.chars().next()).unwrap_or('\0');
     format!(
         "unexpected character '{ch}' after the timer value '{word}', only \
          (us=microseconds,ms=milliseconds,s=seconds,m=minutes,h=hours,d=days) are supported. \
@@ -301,10 +280,7 @@ pub fn arg_time_error(keyword: &str, word: &str, err: &UnitError) -> String {
              (minimum non-null value is 1 ms)"
         ),
         UnitErrorKind::Unexpected { .. } => {
-            format!(
-                "unexpected character '{}' in argument to <{keyword}>.",
-                err.ch()
-            )
+            format!("unexpected character '{}' in argument to <{keyword}>.", err.ch())
         }
     }
 }
@@ -319,10 +295,7 @@ pub fn parse_size(word: &str) -> Result<u64, UnitError> {
     let mut value: u32 = 0;
     let mut i = 0;
     while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
-        value = match value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u32::from(d - b'0')))
-        {
+        value = match value.checked_mul(10).and_then(|v| v.checked_add(u32::from(d - b'0'))) {
             Some(v) => v,
             // HAProxy points at the digit that would overflow.
             None => return Err(UnitError::unexpected(Quantity::Size, word, i)),
@@ -351,10 +324,7 @@ pub fn parse_size(word: &str) -> Result<u64, UnitError> {
 /// The alert 2.6 gives for a bad `size` of a stick table; `keyword` is the line's first
 /// word (`stick-table` in a proxy, `table` in a peers section).
 pub fn stick_table_size_error(keyword: &str, err: &UnitError) -> String {
-    format!(
-        "{keyword}: unexpected character '{}' in argument of 'size'.",
-        err.ch()
-    )
+    format!("{keyword}: unexpected character '{}' in argument of 'size'.", err.ch())
 }
 
 /// C's `atol` as glibc implements it (`strtol(s, NULL, 10)`): leading white space, an
@@ -364,10 +334,7 @@ pub fn stick_table_size_error(keyword: &str, err: &UnitError) -> String {
 pub fn atol(word: &str) -> i64 {
     let b = word.as_bytes();
     let mut i = 0;
-    while b
-        .get(i)
-        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
-    {
+    while b.get(i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')) {
         i += 1;
     }
     let neg = match b.get(i) {
@@ -385,10 +352,7 @@ pub fn atol(word: &str) -> i64 {
     let mut acc: i64 = 0;
     let mut overflow = false;
     while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
-        match acc
-            .checked_mul(10)
-            .and_then(|v| v.checked_sub(i64::from(d - b'0')))
-        {
+        match acc.checked_mul(10).and_then(|v| v.checked_sub(i64::from(d - b'0'))) {
             Some(v) => acc = v,
             None => overflow = true,
         }
@@ -416,16 +380,10 @@ pub fn parse_int(word: &str) -> Result<i64, UnitError> {
     if !b.get(start).is_some_and(u8::is_ascii_digit) {
         return Err(UnitError::unexpected(Quantity::Int, word, start));
     }
-    if let Some(p) = b
-        .iter()
-        .skip(start)
-        .position(|c| !c.is_ascii_digit())
-        .map(|p| p + start)
-    {
+    if let Some(p) = b.iter().skip(start).position(|c| !c.is_ascii_digit()).map(|p| p + start) {
         return Err(UnitError::unexpected(Quantity::Int, word, p));
     }
-    word.parse::<i64>()
-        .map_err(|_| UnitError::of(Quantity::Int, UnitErrorKind::Overflow, word))
+    word.parse::<i64>().map_err(|_| UnitError::of(Quantity::Int, UnitErrorKind::Overflow, word))
 }
 
 #[cfg(test)]
@@ -463,17 +421,8 @@ mod tests {
     #[test]
     fn uppercase_suffix_is_an_unexpected_character() {
         let e = parse_time("10S", TimeUnit::Ms).unwrap_err();
-        assert_eq!(
-            e.kind,
-            UnitErrorKind::Unexpected {
-                ch: Some('S'),
-                pos: 2
-            }
-        );
-        assert_eq!(
-            parse_proxy_timeout("connect", "10S").unwrap_err(),
-            "unexpected character 'S' in 'timeout connect'"
-        );
+        assert_eq!(e.kind, UnitErrorKind::Unexpected { ch: Some('S'), pos: 2 });
+        assert_eq!(parse_proxy_timeout("connect", "10S").unwrap_err(), "unexpected character 'S' in 'timeout connect'");
         assert_eq!(e.ch(), "S");
         assert!(parse_time("10MS", TimeUnit::Ms).is_err());
         assert!(parse_time("10u", TimeUnit::Ms).is_err());
@@ -481,14 +430,8 @@ mod tests {
 
     #[test]
     fn fractions_and_negatives_are_refused_at_their_first_odd_character() {
-        assert_eq!(
-            parse_proxy_timeout("client", "1.5s").unwrap_err(),
-            "unexpected character '.' in 'timeout client'"
-        );
-        assert_eq!(
-            parse_proxy_timeout("server", "-1").unwrap_err(),
-            "unexpected character '-' in 'timeout server'"
-        );
+        assert_eq!(parse_proxy_timeout("client", "1.5s").unwrap_err(), "unexpected character '.' in 'timeout client'");
+        assert_eq!(parse_proxy_timeout("server", "-1").unwrap_err(), "unexpected character '-' in 'timeout server'");
     }
 
     #[test]
@@ -522,15 +465,9 @@ mod tests {
         // `15min` is 15 minutes plus a warning about the 'i'
         let v = parse_time("15min", TimeUnit::Ms).unwrap();
         assert_eq!(v.millis(), 900_000);
-        assert!(v
-            .warning
-            .unwrap()
-            .starts_with("unexpected character 'i' after the timer value '15min'"));
+        assert!(v.warning.unwrap().starts_with("unexpected character 'i' after the timer value '15min'"));
         let v = parse_time("1s[", TimeUnit::Ms).unwrap();
-        assert!(v
-            .warning
-            .unwrap()
-            .starts_with("unexpected character '[' after the timer value '1s['"));
+        assert!(v.warning.unwrap().starts_with("unexpected character '[' after the timer value '1s['"));
         assert_eq!(parse_time("10s", TimeUnit::Ms).unwrap().warning, None);
     }
 
@@ -607,19 +544,10 @@ mod tests {
     fn parse_int_flags_what_atol_would_swallow() {
         assert_eq!(parse_int("2000").unwrap(), 2000);
         assert_eq!(parse_int("-5").unwrap(), -5);
-        assert!(matches!(
-            parse_int("10k").unwrap_err().kind,
-            UnitErrorKind::Unexpected {
-                ch: Some('k'),
-                pos: 2
-            }
-        ));
+        assert!(matches!(parse_int("10k").unwrap_err().kind, UnitErrorKind::Unexpected { ch: Some('k'), pos: 2 }));
         assert!(parse_int("abc").is_err());
         assert!(parse_int("").is_err());
         assert!(parse_int("-").is_err());
-        assert_eq!(
-            parse_int("99999999999999999999").unwrap_err().kind,
-            UnitErrorKind::Overflow
-        );
+        assert_eq!(parse_int("99999999999999999999").unwrap_err().kind, UnitErrorKind::Overflow);
     }
 }
