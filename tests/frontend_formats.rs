@@ -530,7 +530,6 @@ fn human_format_puts_the_caret_under_the_offending_word() {
 /// HAProxy's lexical errors give a 1-based `position` and put their own caret under that
 /// byte: the opening quote, the `$`'s bad first character, the `\` of a bad `\x`.
 #[test]
-#[ignore = "hapx bug: lexical errors get column = HAProxy position + 1, one byte right of HAProxy's caret"]
 fn human_format_marks_lexical_errors_where_haproxy_does() {
     for (cfg, marked) in [
         ("unterminated_double_quote.cfg", b'"'),
@@ -756,7 +755,6 @@ fn missing_file_is_fatal() {
 }
 
 #[test]
-#[ignore = "hapx bug: prints 'Fatal errors found in configuration.' after a missing file or an aborted file; HAProxy does not"]
 fn missing_file_prints_only_haproxy_lines() {
     let dir = scratch("missing-only");
     let (x, h) = both(&dir, &["-f", "nope.cfg"]);
@@ -800,7 +798,6 @@ fn crt_store_section_is_unknown_in_2_6_and_accepted_in_3_4() {
 }
 
 #[test]
-#[ignore = "hapx bug: 'timeout client-hs' (2.8+) refused at --target-version 3.4: the timeout list is fixed to 2.6's"]
 fn timeout_client_hs_is_unknown_in_2_6_and_accepted_in_3_4() {
     let dir = scratch("target-client-hs");
     write(&dir, "a.cfg", &format!("listen l\n    bind 127.0.0.1:18080\n{TIMEOUTS}    timeout client-hs 5s\n"));
@@ -834,7 +831,6 @@ fn tag_prefixes(stderr: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "hapx bug: tags are padded one space short of HAProxy's ('[ALERT]   (' vs '[ALERT]    (')"]
 fn haproxy_format_pads_tags_like_haproxy() {
     let dir = testdata("valid");
     let x = hapx(&dir, &["-c", "--target-version", "2.6", "-f", "time_compound_warns.cfg"]);

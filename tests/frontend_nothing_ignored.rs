@@ -249,7 +249,6 @@ fn list_refused_lines() {
 /// `no log` in global drops the log targets declared so far (HAProxy 2.6 frees its list);
 /// it must not add a log target of its own.
 #[test]
-#[ignore = "hapx bug: global 'no log' pushes an empty log target instead of clearing the list"]
 fn no_log_in_global_is_not_a_log_target() {
     let text = "global\n    log 127.0.0.1:514 local0\n    no log\n";
     let opts = LoadOptions { version: TARGET, base_dir: None };
@@ -269,7 +268,6 @@ const HAPROXY_TAKES_MORE: &[&str] = &["setenv", "presetenv", "expose-experimenta
 /// A typed keyword given one word more than its shape allows must be refused: the model
 /// reads only the words it knows, so an unchecked extra word would be silently dropped.
 #[test]
-#[ignore = "hapx bug: typed keywords accept extra arguments (daemon, quiet, maxconn, retries, mode, option tcplog, ...)"]
 fn typed_keywords_refuse_an_extra_argument() {
     let mut accepted = Vec::new();
     for c in cases() {

@@ -210,14 +210,12 @@ cases! {
     valid_cond_space_after_comma: "valid", "cond_space_after_comma";
     valid_crlf_line_endings: "valid", "crlf_line_endings";
     valid_defaults_from_named: "valid", "defaults_from_named";
-    #[ignore = "hapx bug: no ALERT when a defaults is used both by name and implicitly"]
     valid_defaults_named_and_implicit_alert_exit_0: "valid", "defaults_named_and_implicit_alert_exit_0";
     #[ignore = "hapx bug: no WARNING for deprecated 'bind-process'"]
     valid_deprecated_bind_process_warns: "valid", "deprecated_bind_process_warns";
     valid_diag_notice_warning: "valid", "diag_notice_warning";
     valid_double_quote_escapes: "valid", "double_quote_escapes";
     valid_duplicate_defaults_unreferenced: "valid", "duplicate_defaults_unreferenced";
-    #[ignore = "hapx bug: no WARNING 'ignoring duplicated userlist'"]
     valid_duplicate_userlist_warns: "valid", "duplicate_userlist_warns";
     valid_empty_file_no_listener: "valid", "empty_file_no_listener";
     valid_empty_keyword_from_unset_var_ignored: "valid", "empty_keyword_from_unset_var_ignored";
@@ -256,61 +254,36 @@ cases! {
     valid_unsetenv_and_resetenv: "valid", "unsetenv_and_resetenv";
     valid_word_concatenation: "valid", "word_concatenation";
     valid_words_tabs_and_spaces: "valid", "words_tabs_and_spaces";
-    #[ignore = "hapx bug: 'acl' accepted in an anonymous defaults"]
     invalid_acl_in_anonymous_defaults: "invalid", "acl_in_anonymous_defaults";
     invalid_anonymous_acl_needs_blanks: "invalid", "anonymous_acl_needs_blanks";
-    #[ignore = "hapx bug: 'balance hdr' accepted"]
     invalid_args_balance_hdr_without_name: "invalid", "args_balance_hdr_without_name";
-    #[ignore = "hapx bug: 'balance url_param' without a name accepted"]
     invalid_args_balance_url_param_missing: "invalid", "args_balance_url_param_missing";
-    #[ignore = "hapx bug: 'chroot' without a value accepted"]
     invalid_args_chroot_missing: "invalid", "args_chroot_missing";
-    #[ignore = "hapx bug: 'crt-base' without a value accepted"]
     invalid_args_crt_base_missing: "invalid", "args_crt_base_missing";
     invalid_args_daemon_extra: "invalid", "args_daemon_extra";
-    #[ignore = "hapx bug: 'disabled x' accepted (and exit 2)"]
     invalid_args_disabled_extra: "invalid", "args_disabled_extra";
-    #[ignore = "hapx bug: 'enabled x' accepted"]
     invalid_args_enabled_extra: "invalid", "args_enabled_extra";
-    #[ignore = "hapx bug: 'log global' accepted in global"]
     invalid_args_global_log_global: "invalid", "args_global_log_global";
-    #[ignore = "hapx bug: global 'log ADDR' without a facility accepted"]
     invalid_args_global_log_missing_facility: "invalid", "args_global_log_missing_facility";
-    #[ignore = "hapx bug: global log facility not checked"]
     invalid_args_global_log_unknown_facility: "invalid", "args_global_log_unknown_facility";
     invalid_args_global_maxconn_missing: "invalid", "args_global_maxconn_missing";
-    #[ignore = "hapx bug: 'master-worker x' accepted"]
     invalid_args_master_worker_bad_option: "invalid", "args_master_worker_bad_option";
-    #[ignore = "hapx bug: 'mode tcp x' accepted"]
     invalid_args_mode_extra: "invalid", "args_mode_extra";
     invalid_args_nbthread_missing: "invalid", "args_nbthread_missing";
     invalid_args_nbthread_not_integer: "invalid", "args_nbthread_not_integer";
-    #[ignore = "hapx bug: 'nbthread 0' accepted"]
     invalid_args_nbthread_zero: "invalid", "args_nbthread_zero";
-    #[ignore = "hapx bug: 'no log x' accepted"]
     invalid_args_no_log_extra: "invalid", "args_no_log_extra";
-    #[ignore = "hapx bug: 'option tcplog x' accepted"]
     invalid_args_option_tcplog_extra: "invalid", "args_option_tcplog_extra";
-    #[ignore = "hapx bug: 'pidfile' without a value accepted"]
     invalid_args_pidfile_missing: "invalid", "args_pidfile_missing";
-    #[ignore = "hapx bug: 'log global x' accepted"]
     invalid_args_proxy_log_global_extra: "invalid", "args_proxy_log_global_extra";
-    #[ignore = "hapx bug: proxy 'log ADDR' without a facility accepted"]
     invalid_args_proxy_log_missing_facility: "invalid", "args_proxy_log_missing_facility";
-    #[ignore = "hapx bug: 'maxconn 10 20' accepted"]
     invalid_args_proxy_maxconn_extra: "invalid", "args_proxy_maxconn_extra";
     invalid_args_quiet_extra: "invalid", "args_quiet_extra";
-    #[ignore = "hapx bug: 'retries 3 4' accepted"]
     invalid_args_retries_extra: "invalid", "args_retries_extra";
-    #[ignore = "hapx bug: 'tune.bufsize' without a value accepted"]
     invalid_args_tune_bufsize_missing: "invalid", "args_tune_bufsize_missing";
-    #[ignore = "hapx bug: 'uid' without a value accepted"]
     invalid_args_uid_missing: "invalid", "args_uid_missing";
-    #[ignore = "hapx bug: 'ulimit-n' without a value accepted"]
     invalid_args_ulimit_n_missing: "invalid", "args_ulimit_n_missing";
-    #[ignore = "hapx bug: 'unsetenv' without a name accepted"]
     invalid_args_unsetenv_missing: "invalid", "args_unsetenv_missing";
-    #[ignore = "hapx bug: use_backend loop to itself not reported"]
     invalid_args_use_backend_loop: "invalid", "args_use_backend_loop";
     invalid_bind_dgram_address: "invalid", "bind_dgram_address";
     invalid_bind_in_defaults: "invalid", "bind_in_defaults";
@@ -320,14 +293,11 @@ cases! {
     invalid_cond_false_branch_still_tokenized: "invalid", "cond_false_branch_still_tokenized";
     invalid_cond_missing_operand: "invalid", "cond_missing_operand";
     invalid_cond_unbalanced_parenthesis: "invalid", "cond_unbalanced_parenthesis";
-    #[ignore = "hapx bug: 'default option X' accepted (2.6 refuses it)"]
     invalid_default_option_rejects_its_name: "invalid", "default_option_rejects_its_name";
-    #[ignore = "hapx bug: says 'listen' where HAProxy says 'proxy'"]
     invalid_defaults_ambiguous_name: "invalid", "defaults_ambiguous_name";
     invalid_defaults_from_unknown: "invalid", "defaults_from_unknown";
     invalid_diag_notice_warning_alert: "invalid", "diag_notice_warning_alert";
     invalid_duplicate_backend: "invalid", "duplicate_backend";
-    #[ignore = "hapx bug: duplicate cache name not reported"]
     invalid_duplicate_cache: "invalid", "duplicate_cache";
     invalid_duplicate_listen_backend: "invalid", "duplicate_listen_backend";
     invalid_duplicate_server: "invalid", "duplicate_server";
@@ -342,22 +312,18 @@ cases! {
     invalid_env_list_expansion_splits_words: "invalid", "env_list_expansion_splits_words";
     invalid_env_unmatched_brace: "invalid", "env_unmatched_brace";
     invalid_escaped_space_in_keyword: "invalid", "escaped_space_in_keyword";
-    #[ignore = "hapx bug: experimental global keyword accepted without expose-experimental-directives"]
     invalid_experimental_without_expose: "invalid", "experimental_without_expose";
     invalid_extra_argument: "invalid", "extra_argument";
-    #[ignore = "hapx bug: frontend and backend inheriting a rules defaults not reported"]
     invalid_frontend_backend_share_rules_defaults: "invalid", "frontend_backend_share_rules_defaults";
     invalid_global_keyword_in_proxy: "invalid", "global_keyword_in_proxy";
     invalid_global_with_argument: "invalid", "global_with_argument";
     invalid_hex_escape_invalid: "invalid", "hex_escape_invalid";
     invalid_hex_escape_truncated: "invalid", "hex_escape_truncated";
-    #[ignore = "hapx bug: http frontend using a tcp backend not reported"]
     invalid_http_frontend_tcp_backend: "invalid", "http_frontend_tcp_backend";
     invalid_if_not_terminated: "invalid", "if_not_terminated";
     invalid_keyword_case_sensitive: "invalid", "keyword_case_sensitive";
     invalid_keyword_out_of_section: "invalid", "keyword_out_of_section";
     invalid_listen_extra_words_alert_but_exit_0: "invalid", "listen_extra_words_alert_but_exit_0";
-    #[ignore = "hapx bug: listen inheriting a rules defaults not reported"]
     invalid_listen_inherits_rules_defaults: "invalid", "listen_inherits_rules_defaults";
     invalid_listen_missing_name: "invalid", "listen_missing_name";
     invalid_listen_with_address: "invalid", "listen_with_address";
@@ -367,12 +333,10 @@ cases! {
     invalid_newer_balance_log_hash: "invalid", "newer_balance_log_hash";
     invalid_newer_mode_log: "invalid", "newer_mode_log";
     invalid_newer_section_crt_store: "invalid", "newer_section_crt_store";
-    #[ignore = "hapx bug: separator ' : ' where HAProxy prints ': '"]
     invalid_no_option_not_negatable: "invalid", "no_option_not_negatable";
     invalid_no_prefix_misuse: "invalid", "no_prefix_misuse";
     invalid_nul_byte_ends_line: "invalid", "nul_byte_ends_line";
     invalid_program_without_master_worker: "invalid", "program_without_master_worker";
-    #[ignore = "hapx bug: says 'listen' where HAProxy says 'proxy'"]
     invalid_proxy_from_unknown_defaults: "invalid", "proxy_from_unknown_defaults";
     invalid_proxy_keyword_in_global: "invalid", "proxy_keyword_in_global";
     invalid_proxy_name_bad_char: "invalid", "proxy_name_bad_char";
@@ -380,19 +344,15 @@ cases! {
     invalid_removed_nbproc: "invalid", "removed_nbproc";
     invalid_removed_option_forceclose: "invalid", "removed_option_forceclose";
     invalid_removed_reqadd: "invalid", "removed_reqadd";
-    #[ignore = "hapx bug: resolvers without a name not reported"]
     invalid_resolvers_without_name: "invalid", "resolvers_without_name";
     #[ignore = "hapx bug: sample fetch arguments in conditions not checked"]
     invalid_sample_args_space_split: "invalid", "sample_args_space_split";
     invalid_section_case_sensitive: "invalid", "section_case_sensitive";
-    #[ignore = "hapx bug: framing 'parsing [f:l] :' where HAProxy prints '[f:l] :'"]
     invalid_server_in_defaults: "invalid", "server_in_defaults";
     invalid_server_in_frontend: "invalid", "server_in_frontend";
     invalid_server_port_range: "invalid", "server_port_range";
     invalid_server_unresolvable_host: "invalid", "server_unresolvable_host";
-    #[ignore = "hapx bug: separator ' : ' where HAProxy prints ': '"]
     invalid_setenv_empty_value: "invalid", "setenv_empty_value";
-    #[ignore = "hapx bug: extra 'setenv' arguments accepted"]
     invalid_setenv_too_many_args: "invalid", "setenv_too_many_args";
     #[ignore = "hapx bug: stick-table size suffix not checked"]
     invalid_size_bad_suffix: "invalid", "size_bad_suffix";
@@ -409,11 +369,8 @@ cases! {
     invalid_unknown_option: "invalid", "unknown_option";
     invalid_unknown_predicate: "invalid", "unknown_predicate";
     invalid_unknown_section_out_of_section: "invalid", "unknown_section_out_of_section";
-    #[ignore = "hapx bug: separator ' : ' where HAProxy prints ': ' (keyword in a non-proxy section)"]
     invalid_unknown_section_read_as_keyword: "invalid", "unknown_section_read_as_keyword";
-    #[ignore = "hapx bug: 'stats nope' accepted"]
     invalid_unknown_stats_parameter: "invalid", "unknown_stats_parameter";
-    #[ignore = "hapx bug: 'tcp-request nope' accepted"]
     invalid_unknown_tcp_request_family_member: "invalid", "unknown_tcp_request_family_member";
     invalid_unknown_timeout_family_member: "invalid", "unknown_timeout_family_member";
     invalid_unknown_use_backend: "invalid", "unknown_use_backend";

@@ -40,26 +40,53 @@ pub struct Global {
     pub has_program: Option<crate::check::Span>,
 }
 
-/// Global keywords that take no argument (HAProxy refuses any).
-const NO_ARGUMENT: &[&str] = &[
-    "daemon",
-    "noepoll",
-    "nokqueue",
-    "noevports",
-    "nopoll",
-    "busy-polling",
-    "set-dumpable",
-    "h2-workaround-bogus-websocket-clients",
-    "insecure-fork-wanted",
-    "insecure-setuid-wanted",
-    "nosplice",
-    "nogetaddrinfo",
-    "noreuseport",
-    "quiet",
-    "zero-warning",
-    "external-check",
-    "strict-limits",
+/// Global keywords whose extra arguments HAProxy refuses, with how many they take.
+const MAX_ARGS: &[(&str, usize)] = &[
+    ("daemon", 0),
+    ("noepoll", 0),
+    ("nokqueue", 0),
+    ("noevports", 0),
+    ("nopoll", 0),
+    ("busy-polling", 0),
+    ("set-dumpable", 0),
+    ("h2-workaround-bogus-websocket-clients", 0),
+    ("insecure-fork-wanted", 0),
+    ("insecure-setuid-wanted", 0),
+    ("nosplice", 0),
+    ("nogetaddrinfo", 0),
+    ("noreuseport", 0),
+    ("quiet", 0),
+    ("zero-warning", 0),
+    ("external-check", 0),
+    ("strict-limits", 0),
+    ("ca-base", 1),
+    ("crt-base", 1),
+    ("chroot", 1),
+    ("gid", 1),
+    ("uid", 1),
+    ("master-worker", 1),
+    ("maxconn", 1),
+    ("nbthread", 1),
+    ("pidfile", 1),
+    ("tune.bufsize", 1),
+    ("ulimit-n", 1),
 ];
+
+/// Global keywords whose missing argument HAProxy reports, with its words.
+const MISSING_ARGUMENT: &[(&str, &str)] = &[
+    ("maxconn", "'maxconn' expects an integer argument."),
+    ("pidfile", "'pidfile' expects a file name as an argument."),
+    ("chroot", "'chroot' expects a directory as an argument."),
+    ("crt-base", "global statement 'crt-base' expects a directory path as an argument."),
+    ("ca-base", "global statement 'ca-base' expects a directory path as an argument."),
+    ("tune.bufsize", "'tune.bufsize' expects an integer argument."),
+    ("uid", "'uid' expects an integer argument."),
+    ("gid", "'gid' expects an integer argument."),
+    ("ulimit-n", "'ulimit-n' expects an integer argument."),
+];
+
+/// The thread limit of HAProxy's usual 64-bit builds.
+const MAX_THREADS: u32 = 64;
 
 /// Global keywords HAProxy sets once: a second one is reported and ignored.
 const SET_ONCE: &[&str] = &[
@@ -161,7 +188,7 @@ impl Builder {
     }
 
     pub(crate) fn global_statement(&mut self, stmt: &Stmt, out: &mut Out) {
-        let Some((stmt, _negated)) = strip_modifier(stmt, out) else {
+        let Some((stmt, negated)) = strip_modifier(stmt, out) else {
             return;
         };
         let stmt = &stmt;
@@ -169,8 +196,9 @@ impl Builder {
             return;
         }
         let kw = stmt.keyword();
-        if NO_ARGUMENT.contains(&kw) && stmt.words.len() > 1 {
-            return out.alert_at(stmt, 1, format!("'{kw}' cannot handle unexpected argument '{}'.", stmt.word(1)));
+        if let Some(&(_, max)) = MAX_ARGS.iter().find(|(k, _)| *k == kw).filter(|(_, max)| stmt.words.len() > max + 1) {
+            let extra = stmt.word(max + 1);
+            return out.alert_at(stmt, max + 1, format!("'{kw}' cannot handle unexpected argument '{extra}'."));
         }
         if SET_ONCE.contains(&kw) && !self.global_seen.insert(kw.to_string()) {
             // HAProxy keeps the first value and goes on: an alert that does not fail the load.
@@ -181,10 +209,16 @@ impl Builder {
             );
             return out.diags.push(d);
         }
+        if let Some((_, text)) = MISSING_ARGUMENT.iter().find(|(k, _)| *k == kw).filter(|_| stmt.word(1).is_empty()) {
+            return out.alert_at(stmt, 0, *text);
+        }
         let g = &mut self.config.global;
         let arg = stmt.word(1);
         match stmt.keyword() {
             "daemon" => g.daemon = true,
+            "master-worker" if !arg.is_empty() && arg != "no-exit-on-failure" => {
+                out.alert_at(stmt, 1, "'master-worker' only supports 'no-exit-on-failure' option.")
+            }
             "master-worker" => g.master_worker = true,
             "quiet" => {
                 g.quiet = true;
@@ -193,9 +227,11 @@ impl Builder {
             }
             "zero-warning" => g.zero_warning = true,
             "expose-experimental-directives" => g.expose_experimental = true,
-            "maxconn" if arg.is_empty() => out.alert_at(stmt, 0, "'maxconn' expects an integer argument."),
             "maxconn" => g.maxconn = Some(atoi(arg)),
             "nbthread" => match arg.parse::<u32>() {
+                Ok(n) if !(1..=MAX_THREADS).contains(&n) => {
+                    out.alert_at(stmt, 1, format!("'nbthread' value must be between 1 and {MAX_THREADS} (was {n})"))
+                }
                 Ok(n) => g.nbthread = Some(n),
                 Err(_) => {
                     out.alert_at(stmt, 1, format!("'nbthread' passed a missing or unparsable integer value in '{arg}'"))
@@ -206,9 +242,10 @@ impl Builder {
             "ulimit-n" => g.ulimit_n = Some(u64::from(atoi(arg))),
             "crt-base" => g.crt_base = Some(arg.to_string()),
             "ca-base" => g.ca_base = Some(arg.to_string()),
-            "log" => match address::parse_addr(arg, AddrContext::Log) {
-                Ok(_) => g.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect()),
-                Err(e) => out.alert_at(stmt, 1, address::log_error_message(&e)),
+            "log" => match super::logs::check_log_line(stmt, true, negated) {
+                Ok(()) if negated => g.logs.clear(),
+                Ok(()) => g.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect()),
+                Err(text) => out.alert_at(stmt, 1, text),
             },
             "tune.bufsize" => g.bufsize = Some(atoi(arg)),
             "stats" if arg == "socket" => {
@@ -228,7 +265,11 @@ impl Builder {
                 }
                 out.unsupported(stmt, "stats socket");
             }
-            "localpeer" => g.localpeer = Some(arg.to_string()),
+            "localpeer" => {
+                // Kept to know whether a peers section makes this process listen.
+                g.localpeer = Some(arg.to_string());
+                out.unsupported(stmt, kw);
+            }
             "user" => match files::user_id(arg) {
                 Some(uid) => g.uid = Some(uid),
                 None => out.alert_at(stmt, 1, format!("cannot find user id for '{arg}' (0:Success)")),
@@ -253,8 +294,17 @@ impl Builder {
                 }
                 out.unsupported(stmt, stmt.keyword());
             }
-            "setenv" | "presetenv" if stmt.word(1).is_empty() || stmt.word(2).is_empty() => {
-                out.alert_at(stmt, 0, format!("'{}' expects a name and a value.", stmt.keyword()));
+            "setenv" | "presetenv" if arg.is_empty() || stmt.word(2).is_empty() => {
+                let d = Diagnostic::alert("config", &stmt.span(), format!("'{kw}' expects a name and a value."));
+                out.alert(d.with_frame(Frame::ParsingTight));
+            }
+            // HAProxy tolerates one word more than the name and the value.
+            "setenv" | "presetenv" if stmt.words.len() > 4 => {
+                out.alert_at(stmt, 4, format!("'{kw}' cannot handle unexpected argument '{}'.", stmt.word(4)))
+            }
+            "unsetenv" if arg.is_empty() => {
+                let d = Diagnostic::alert("config", &stmt.span(), "'unsetenv' expects at least one variable name.");
+                out.alert(d.with_frame(Frame::ParsingTight));
             }
             "setenv" | "presetenv" | "unsetenv" | "resetenv" => {}
             kw => out.unsupported(stmt, kw),
@@ -263,10 +313,30 @@ impl Builder {
 
     pub(crate) fn open_other(&mut self, stmt: &Stmt, out: &mut Out) {
         let kind = stmt.keyword();
-        if kind == "program" {
-            self.config.global.has_program.get_or_insert(stmt.span());
+        let name = stmt.word(1);
+        let seen = self.config.other_sections.iter().any(|(k, n, _)| k == kind && n == name);
+        match kind {
+            "program" => {
+                self.config.global.has_program.get_or_insert(stmt.span());
+            }
+            "resolvers" if name.is_empty() => {
+                return out.abort(Diagnostic::alert(
+                    "section-name",
+                    &stmt.span(),
+                    "missing name for resolvers section.",
+                ))
+            }
+            "cache" if seen => {
+                let d = Diagnostic::alert("duplicate-section", &stmt.span(), format!("Duplicate cache name '{name}'."));
+                return out.abort(d.with_frame(Frame::ParsingTight));
+            }
+            "userlist" if seen => {
+                let text = format!("ignoring duplicated userlist '{name}'.");
+                out.warn(Diagnostic::warning("duplicate-section", &stmt.span(), text).with_frame(Frame::ParsingTight));
+            }
+            _ => {}
         }
-        self.config.other_sections.push((kind.to_string(), stmt.word(1).to_string(), stmt.span()));
+        self.config.other_sections.push((kind.to_string(), name.to_string(), stmt.span()));
         out.unsupported(stmt, kind);
     }
 

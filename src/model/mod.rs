@@ -7,6 +7,7 @@
 pub mod address;
 pub mod files;
 pub mod global;
+pub mod logs;
 pub mod post;
 pub mod proxy;
 pub mod rules;

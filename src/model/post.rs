@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::check::{Diagnostic, Frame, Severity};
 
 use super::address::{self, Host};
-use super::proxy::ProxyKind;
+use super::proxy::{Mode, Proxy};
 use super::{Config, LoadOptions};
 
 /// How the checks after reading ended.
@@ -50,33 +50,59 @@ fn bare(severity: Severity, code: &'static str, text: String) -> Diagnostic {
 }
 
 fn cross_references(config: &Config, diags: &mut Vec<Diagnostic>) {
-    let backends: BTreeMap<&str, ProxyKind> =
-        config.proxies.iter().filter(|p| p.kind.is_backend()).map(|p| (p.name.as_str(), p.kind)).collect();
+    // HAProxy finds a backend by name among proxies with the backend capability (the first
+    // one declared, should names repeat).
+    let mut backends: BTreeMap<&str, &Proxy> = BTreeMap::new();
+    for p in config.proxies.iter().filter(|p| p.kind.is_backend()) {
+        backends.entry(p.name.as_str()).or_insert(p);
+    }
     for p in &config.proxies {
         if p.disabled {
             continue;
         }
         if p.kind.is_frontend() {
-            if let Some((name, span)) = &p.default_backend {
-                if !backends.contains_key(name.as_str()) {
-                    let text = format!("Proxy '{}': unable to find required default_backend: '{name}'.", p.name);
-                    diags.push(bare(Severity::Alert, "unknown-backend", text).with_span(span));
-                }
-            }
-            for (name, span) in &p.use_backends {
+            let targets = p.default_backend.iter().map(|t| (t, "default_backend", "as its default backend"));
+            let rules = p.use_backends.iter().map(|t| (t, "use_backend", "in a 'use_backend' rule"));
+            for ((name, span), what, usage) in targets.chain(rules) {
                 // A name with a log-format expression is resolved per request.
                 if name.contains('%') {
                     continue;
                 }
-                if !backends.contains_key(name.as_str()) {
-                    let text = format!("Proxy '{}': unable to find required use_backend: '{name}'.", p.name);
-                    diags.push(bare(Severity::Alert, "unknown-backend", text).with_span(span));
-                }
+                let text = match backends.get(name.as_str()) {
+                    None => format!("Proxy '{}': unable to find required {what}: '{name}'.", p.name),
+                    Some(target) if std::ptr::eq(*target, p) => {
+                        format!("Proxy '{}': loop detected for {what}: '{name}'.", p.name)
+                    }
+                    // A tcp frontend may hand over to an http backend, not the reverse.
+                    Some(target) if target.mode != p.mode && !(p.mode == Mode::Tcp && target.mode == Mode::Http) => {
+                        format!(
+                            "{} {} '{}' ({}:{}) tries to use incompatible {} {} '{}' ({}:{}) {usage} (see 'mode').",
+                            p.mode.as_str(),
+                            p.kind.type_str(),
+                            p.name,
+                            p.span.file,
+                            p.span.line,
+                            target.mode.as_str(),
+                            target.kind.type_str(),
+                            target.name,
+                            target.span.file,
+                            target.span.line
+                        )
+                    }
+                    Some(_) => continue,
+                };
+                diags.push(bare(Severity::Alert, "backend-reference", text).with_span(span));
             }
         }
-        let missing_timeouts = (p.kind.is_frontend() && p.timeouts.client.unwrap_or(0) == 0)
-            || (p.kind.is_backend() && (p.timeouts.connect.unwrap_or(0) == 0 || p.timeouts.server.unwrap_or(0) == 0));
-        if missing_timeouts && p.mode != super::Mode::Log {
+        let t = &p.timeouts;
+        let unset = |v: Option<u64>| v.unwrap_or(0) == 0;
+        // As HAProxy: a backend only needs its timeouts when it has servers, and a tunnel
+        // timeout stands in for the server one in tcp mode.
+        let missing_timeouts = (p.kind.is_frontend() && unset(t.client))
+            || (p.kind.is_backend()
+                && !p.servers.is_empty()
+                && (unset(t.connect) || (unset(t.server) && (p.mode == Mode::Http || unset(t.tunnel)))));
+        if missing_timeouts && p.mode != Mode::Log {
             let text = format!(
                 "missing timeouts for {} '{}'.\n   | While not properly invalid, you will certainly encounter various problems\n   | with such a configuration. To fix this, please ensure that all following\n   | timeouts are set to a non-zero value: 'client', 'connect', 'server'.",
                 p.kind.type_str(),
@@ -164,8 +190,8 @@ fn resolve_servers(config: &mut Config, diags: &mut Vec<Diagnostic>) -> bool {
 
 /// hapx runs TCP proxies only: any other mode a proxy ends up with cannot run yet.
 fn unsupported_modes(config: &Config, diags: &mut Vec<Diagnostic>) {
-    for p in config.proxies.iter().filter(|p| !p.disabled && p.mode != super::Mode::Tcp) {
-        let word = if p.mode == super::Mode::Http { "http" } else { "log" };
+    for p in config.proxies.iter().filter(|p| !p.disabled && p.mode != Mode::Tcp) {
+        let word = if p.mode == Mode::Http { "http" } else { "log" };
         let span = p.mode_span.clone().unwrap_or_else(|| p.span.clone());
         let text = format!("'mode {word}' (in {} '{}') is not supported by hapx yet.", p.kind.type_str(), p.name);
         diags.push(Diagnostic::new(Severity::Warning, crate::check::UNSUPPORTED, Some(span), Frame::Parsing, text));

@@ -47,8 +47,16 @@ impl ProxyKind {
         }
     }
 
-    /// HAProxy's proxy_cap_str(): frontend, backend, listen.
+    /// HAProxy's proxy_cap_str(): a listen is a "proxy" there.
     pub fn cap_str(self) -> &'static str {
+        match self {
+            ProxyKind::Listen => "proxy",
+            other => other.section_word(),
+        }
+    }
+
+    /// The section keyword, as messages about the current section name it.
+    pub fn section_word(self) -> &'static str {
         match self {
             ProxyKind::Defaults => "defaults",
             ProxyKind::Frontend => "frontend",
@@ -72,6 +80,16 @@ pub enum Mode {
     Tcp,
     Http,
     Log,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Tcp => "tcp",
+            Mode::Http => "http",
+            Mode::Log => "log",
+        }
+    }
 }
 
 /// Proxy timeouts in milliseconds; `None` when unset.
@@ -136,6 +154,10 @@ pub struct Proxy {
     pub log_format: Option<String>,
     /// ACL names declared in this proxy.
     pub acls: BTreeSet<String>,
+    /// Rule sets defined here (they matter for defaults sections).
+    pub rules: RuleSets,
+    /// How this section is referred to, when it is a defaults section.
+    pub refs: DefaultsRefs,
 }
 
 impl Proxy {
@@ -162,6 +184,8 @@ impl Proxy {
             log_global: false,
             log_format: None,
             acls: BTreeSet::new(),
+            rules: RuleSets::default(),
+            refs: DefaultsRefs::default(),
         }
     }
 
@@ -175,8 +199,105 @@ impl Proxy {
         p.servers.clear();
         p.acls.clear();
         p.use_backends.clear();
+        p.rules = RuleSets::default();
+        p.refs = DefaultsRefs::default();
         p
     }
+}
+
+/// Proxy keywords whose extra arguments HAProxy refuses, with how many they take.
+const MAX_ARGS: &[(&str, usize)] = &[
+    ("disabled", 0),
+    ("enabled", 0),
+    ("mode", 1),
+    ("maxconn", 1),
+    ("retries", 1),
+    ("fullconn", 1),
+    ("default_backend", 1),
+];
+
+/// Keywords allowed in named defaults sections only.
+const RULE_KEYWORDS: &[&str] =
+    &["acl", "tcp-request", "tcp-response", "http-request", "http-response", "http-after-response"];
+
+/// Options that take no argument (HAProxy refuses any).
+const BARE_OPTIONS: &[&str] = &[
+    "tcplog",
+    "dontlognull",
+    "allbackups",
+    "log-separate-errors",
+    "tcp-check",
+    "tcpka",
+    "clitcpka",
+    "srvtcpka",
+    "abortonclose",
+    "http-server-close",
+    "httpclose",
+    "http-keep-alive",
+    "nolinger",
+    "log-health-checks",
+    "splice-auto",
+    "splice-request",
+    "splice-response",
+    "tcp-smart-accept",
+    "tcp-smart-connect",
+    "transparent",
+    "persist",
+    "prefer-last-server",
+    "contstats",
+    "socket-stats",
+    "dontlog-normal",
+    "http-buffer-request",
+    "http-ignore-probes",
+    "http-use-proxy-header",
+    "checkcache",
+    "independent-streams",
+    "http-no-delay",
+    "accept-invalid-http-request",
+    "accept-invalid-http-response",
+    "http-pretend-keepalive",
+];
+
+/// Which rule sets a defaults section defines (they restrict who may inherit from it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RuleSets {
+    pub http: bool,
+    /// `tcp-request connection` or `tcp-request session`.
+    pub tcp_l4_l5: bool,
+    pub tcp_content: bool,
+    pub tcp_response: bool,
+}
+
+impl RuleSets {
+    pub fn any(self) -> bool {
+        self.http || self.tcp_l4_l5 || self.tcp_content || self.tcp_response
+    }
+}
+
+/// How a defaults section is referred to, for HAProxy's ambiguity checks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultsRefs {
+    pub explicit: bool,
+    pub implicit: bool,
+    pub used_by_frontend: bool,
+    pub used_by_backend: bool,
+}
+
+/// A defaults section that defines rules may only be inherited by one kind of proxy.
+fn rules_inheritance_error(kind: ProxyKind, d: &Proxy) -> Option<String> {
+    if !d.rules.any() {
+        return None;
+    }
+    let at = format!("(defaults section at {}:{})", d.span.file, d.span.line);
+    Some(match kind {
+        ProxyKind::Defaults => format!("a defaults section cannot inherit from a defaults section defining TCP/HTTP rules {at}."),
+        ProxyKind::Listen => "a listen section cannot inherit from a defaults section defining TCP/HTTP rules.".to_string(),
+        ProxyKind::Frontend if d.refs.used_by_backend => format!("frontends and backends cannot inherit from the same defaults section if it defines TCP/HTTP rules {at}."),
+        ProxyKind::Backend if d.refs.used_by_frontend => format!("frontends and backends cannot inherit from the same defaults section if it defines TCP/HTTP rules {at}."),
+        ProxyKind::Backend if d.rules.tcp_l4_l5 => format!("a backend section cannot inherit from a defaults section defining 'tcp-request connection' or 'tcp-request session' rules {at}."),
+        ProxyKind::Frontend if d.rules.tcp_response => format!("a frontend section cannot inherit from a defaults section defining 'tcp-response content' rules {at}."),
+        _ => return None,
+    })
 }
 
 /// Characters HAProxy allows in proxy and server names.
@@ -275,6 +396,28 @@ impl Builder {
                 out.alert_at(stmt, arg + 1, text);
             }
             base = Some(first);
+            if let Some(d) = self.config.defaults.get_mut(first) {
+                d.refs.explicit = true;
+            }
+        } else if let Some(d) = base.and_then(|i| self.config.defaults.get_mut(i)) {
+            d.refs.implicit = true;
+        }
+        if let Some(d) = base.and_then(|i| self.config.defaults.get(i)) {
+            if d.refs.explicit && d.refs.implicit {
+                let text = format!(
+                    "defaults section '{}' (declared at {}:{}) is explicitly referenced by another proxy and implicitly used here. To avoid any ambiguity don't mix both usage. Add a last defaults section not explicitly used or always use explicit references.",
+                    d.name, d.span.file, d.span.line
+                );
+                out.diags.push(Diagnostic::alert(crate::check::CONTINUE, &stmt.span(), text));
+            }
+            if let Some(text) = rules_inheritance_error(kind, d) {
+                out.abort(Diagnostic::alert("defaults-rules", &stmt.span(), text).with_frame(Frame::ParsingTight));
+                return None;
+            }
+        }
+        if let Some(d) = base.and_then(|i| self.config.defaults.get_mut(i)).filter(|d| d.rules.any()) {
+            d.refs.used_by_frontend |= kind == ProxyKind::Frontend;
+            d.refs.used_by_backend |= kind == ProxyKind::Backend;
         }
         let span = stmt.span_of(1);
         let proxy = match base.and_then(|i| self.config.defaults.get(i)) {
@@ -309,7 +452,7 @@ impl Builder {
             return;
         };
         let kind = proxy.kind;
-        let section_word = kind.cap_str();
+        let section_word = kind.section_word();
         let kw = stmt.keyword();
         let version = self.version();
         match grammar().keyword(kind.section(), kw, version) {
@@ -339,7 +482,10 @@ impl Builder {
         };
         let kw = stmt.keyword().to_string();
         if proxy.kind == ProxyKind::Defaults {
-            return out.alert_at(stmt, 0, format!("'{kw}' not allowed in 'defaults' section."));
+            let text = format!("'{kw}' not allowed in 'defaults' section.");
+            // The server parser frames its messages without "parsing".
+            let frame = if kw.starts_with("server") { Frame::Located } else { Frame::Parsing };
+            return out.alert(Diagnostic::alert("defaults", &stmt.span(), text).with_frame(frame));
         }
         let wants_backend = legal_in.contains(&SectionKind::Backend);
         let cap = if wants_backend { "backend" } else { "frontend" };
@@ -361,6 +507,30 @@ impl Builder {
     fn proxy_keyword(&mut self, r: ProxyRef, stmt: &Stmt, negated: bool, out: &mut Out) {
         let kw = stmt.keyword();
         let arg = stmt.word(1).to_string();
+        if let Some((_, max)) = MAX_ARGS.iter().find(|(k, _)| *k == kw) {
+            if stmt.words.len() > max + 1 {
+                let extra = stmt.word(max + 1);
+                return out.alert_at(stmt, max + 1, format!("'{kw}' cannot handle unexpected argument '{extra}'."));
+            }
+        }
+        if RULE_KEYWORDS.contains(&kw) {
+            if let Some(p) = self.proxy_mut(r).filter(|p| p.kind == ProxyKind::Defaults) {
+                if p.name.is_empty() {
+                    return out.alert_at(stmt, 0, format!("'{kw}' not allowed in anonymous 'defaults' section."));
+                }
+                let rules = &mut p.rules;
+                match (kw, stmt.word(1)) {
+                    ("tcp-request", "connection" | "session") => rules.tcp_l4_l5 = true,
+                    ("tcp-request", "content") => rules.tcp_content = true,
+                    ("tcp-response", "content") => rules.tcp_response = true,
+                    ("http-request" | "http-response" | "http-after-response", _) => rules.http = true,
+                    _ => {}
+                }
+            }
+        }
+        if let Some(text) = self.unknown_family_member(r, stmt) {
+            return out.alert(Diagnostic::alert("unknown-keyword", &stmt.span_of(1), text.1).with_frame(text.0));
+        }
         match kw {
             "bind" => self.parse_bind(r, stmt, out),
             "server" | "default-server" => self.parse_server(r, stmt, out),
@@ -385,8 +555,13 @@ impl Builder {
             "option" => self.parse_option(r, stmt, negated, out),
             "balance" if arg.is_empty() => {}
             "balance" => {
-                let ok = matches!(grammar().balance(&arg, self.version()), Lookup::Known(_));
-                if !ok {
+                // `hdr(name)`, `rdp-cookie(name)`, `random(draws)` carry their argument in parens.
+                let name = arg.split('(').next().unwrap_or("");
+                let known = matches!(grammar().balance(name, self.version()), Lookup::Known(_));
+                if known && name == "url_param" && stmt.word(2).is_empty() {
+                    return out.alert_at(stmt, 1, "balance url_param requires an URL parameter name.");
+                }
+                if !known || (name == "hdr" && !arg.contains('(')) {
                     let text = "balance only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' options.";
                     return out.alert_at(stmt, 1, text);
                 }
@@ -435,22 +610,17 @@ impl Builder {
                 }
             }
             "log" => {
-                if arg == "global" {
-                    if let Some(p) = self.proxy_mut(r) {
-                        p.log_global = !negated;
-                    }
-                } else if negated {
-                    if let Some(p) = self.proxy_mut(r) {
-                        p.logs.clear();
-                        p.log_global = false;
-                    }
+                if let Err(text) = super::logs::check_log_line(stmt, false, negated) {
+                    return out.alert_at(stmt, 1, text);
+                }
+                let Some(p) = self.proxy_mut(r) else { return };
+                if negated {
+                    p.logs.clear();
+                    p.log_global = false;
+                } else if arg == "global" {
+                    p.log_global = true;
                 } else {
-                    if let Err(e) = address::parse_addr(&arg, AddrContext::Log) {
-                        return out.alert_at(stmt, 1, address::log_error_message(&e));
-                    }
-                    if let Some(p) = self.proxy_mut(r) {
-                        p.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect());
-                    }
+                    p.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect());
                 }
             }
             "log-format" => {
@@ -493,6 +663,29 @@ impl Builder {
             }
             _ => out.unsupported(stmt, kw),
         }
+    }
+
+    /// `tcp-request nope`, `stats nope`...: a family keyword whose second word the grammar
+    /// does not know here, with HAProxy's message for that family.
+    fn unknown_family_member(&self, r: ProxyRef, stmt: &Stmt) -> Option<(Frame, String)> {
+        let (kw, sub) = (stmt.keyword(), stmt.word(1));
+        if !matches!(kw, "tcp-request" | "tcp-response" | "stats") {
+            return None;
+        }
+        let p = self.proxy_ref(r)?;
+        let full = format!("{kw} {sub}");
+        if matches!(grammar().keyword(p.kind.section(), &full, self.version()), KeywordLookup::Known(_)) {
+            return None;
+        }
+        let px = format!("{} '{}'", p.kind.type_str(), p.name);
+        Some(match kw {
+            "tcp-request" => (Frame::Parsing, format!("'tcp-request' expects 'inspect-delay', 'connection', or 'content' in {px} (got '{sub}')")),
+            "tcp-response" => (Frame::Parsing, format!("'tcp-response' expects 'inspect-delay' or 'content' in {px} (got '{sub}')")),
+            _ => (
+                Frame::ParsingTight,
+                format!("unknown stats parameter '{sub}', expects 'admin', 'uri', 'realm', 'auth', 'scope', 'enable', 'hide-version', 'show-node', 'show-desc' or 'show-legends'."),
+            ),
+        })
     }
 
     fn proxy_kind(&self, r: ProxyRef) -> ProxyKind {
@@ -547,7 +740,9 @@ impl Builder {
             "server-fin" => &mut t.server_fin,
             "http-request" => &mut t.http_request,
             "http-keep-alive" => &mut t.http_keep_alive,
-            _ => &mut t.tarpit,
+            "tarpit" => &mut t.tarpit,
+            // Valid in the targeted version, but nothing here would use it.
+            other => return out.unsupported(stmt, &format!("timeout {other}")),
         };
         *slot = Some(ms);
     }
@@ -561,8 +756,14 @@ impl Builder {
         let section = proxy.kind.section();
         match grammar().option(section, &name, version) {
             KeywordLookup::Known(info) => {
+                if BARE_OPTIONS.contains(&name.as_str()) && stmt.words.len() > 2 {
+                    let text = format!("'option {name}' cannot handle unexpected argument '{}'.", stmt.word(2));
+                    return out.alert_at(stmt, 2, text);
+                }
                 if negated && !info.negatable {
-                    return out.alert_at(stmt, 1, format!("negation/default is not supported for option '{name}'."));
+                    let text = format!("negation/default is not supported for option '{name}'.");
+                    return out
+                        .alert(Diagnostic::alert("negation", &stmt.span_of(1), text).with_frame(Frame::ParsingTight));
                 }
             }
             KeywordLookup::Removed { message } => return out.removed(stmt, &message),
@@ -616,7 +817,7 @@ impl Builder {
         let Some(proxy) = self.proxy_mut(r) else {
             return;
         };
-        let context = format!("'bind {addr_word}' in section '{}'", proxy.kind.cap_str());
+        let context = format!("'bind {addr_word}' in section '{}'", proxy.kind.section_word());
         if addr_word.is_empty() {
             return out.alert_at(
                 stmt,
@@ -673,7 +874,8 @@ impl Builder {
         let pname = proxy.name.clone();
         let kind = proxy.kind;
         if !is_default && kind == ProxyKind::Defaults {
-            return out.alert_at(stmt, 0, format!("'{kw}' not allowed in 'defaults' section."));
+            let text = format!("'{kw}' not allowed in 'defaults' section.");
+            return out.alert(Diagnostic::alert("defaults", &stmt.span(), text).with_frame(Frame::Located));
         }
         let name = stmt.word(1).to_string();
         let ctx = format!("'{kw} {pname}/{name}' : ");
