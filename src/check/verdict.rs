@@ -86,6 +86,11 @@ pub fn report(
 ) -> i32 {
     let (verdict, closing) = verdict(loaded, zero_warning_flag);
     let pid = std::process::id();
+    // The machine formats carry the closing verdict lines as diagnostics of their own.
+    let closing_diags: Vec<Diagnostic> = closing
+        .iter()
+        .map(|(sev, text)| Diagnostic::new(*sev, "verdict", None, super::Frame::Bare, text.clone()))
+        .collect();
     match format {
         OutputFormat::Haproxy => {
             // `global quiet` hides what comes after it; `-q` hides everything.
@@ -134,13 +139,13 @@ pub fn report(
             );
         }
         OutputFormat::Json => {
-            for d in &loaded.diagnostics {
+            for d in loaded.diagnostics.iter().chain(&closing_diags) {
                 let _ = writeln!(out, "{}", render::json(d));
             }
             let _ = writeln!(out, "{{\"verdict\":\"{:?}\",\"exit\":{}}}", verdict, verdict.exit_code());
         }
         OutputFormat::Github => {
-            for d in &loaded.diagnostics {
+            for d in loaded.diagnostics.iter().chain(&closing_diags) {
                 let _ = writeln!(out, "{}", render::github(d));
             }
         }
