@@ -86,9 +86,12 @@ pub fn report(
 ) -> i32 {
     let (verdict, closing) = verdict(loaded, zero_warning_flag);
     let pid = std::process::id();
-    // The machine formats carry the closing verdict lines as diagnostics of their own.
+    // The machine formats carry a failing verdict as a diagnostic of its own when no other
+    // line says why (zero-warning), so that a refused config never reads as clean.
+    let unexplained = verdict == Verdict::Invalid && !loaded.diagnostics.iter().any(|d| d.is_fatal());
     let closing_diags: Vec<Diagnostic> = closing
         .iter()
+        .filter(|_| unexplained)
         .map(|(sev, text)| Diagnostic::new(*sev, "verdict", None, super::Frame::Bare, text.clone()))
         .collect();
     match format {
