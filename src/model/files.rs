@@ -3,6 +3,7 @@
 //! is reported on the line that names it.
 use std::path::Path;
 
+use crate::check::{Diagnostic, Frame, Severity};
 use crate::config::ast::Stmt;
 use crate::config::parser::io_reason;
 
@@ -48,12 +49,17 @@ pub(crate) fn check_cert_file(b: &Builder, context: &str, stmt: &Stmt, i: usize,
     match opt {
         "crt" => {
             let path = with_base(b.config.global.crt_base.as_deref(), arg);
-            if let Err(reason) = stat(&b.resolve_path(&path)) {
-                out.alert_at(
-                    stmt,
-                    i + 1,
-                    format!("{context} : unable to stat SSL certificate from file '{path}' : {reason}."),
-                );
+            let full = b.resolve_path(&path);
+            if let Err(reason) = stat(&full) {
+                let text = format!("{context} : unable to stat SSL certificate from file '{path}' : {reason}.");
+                return out.alert_at(stmt, i + 1, text);
+            }
+            // A certificate file without its key must have the key beside it, in FILE.key.
+            if full.is_file()
+                && !contains_private_key(&full)
+                && stat(Path::new(&format!("{}.key", full.display()))).is_err()
+            {
+                out.alert_at(stmt, i + 1, format!("{context} : No Private Key found in '{path}.key'."));
             }
         }
         "crt-list" => {
@@ -64,9 +70,25 @@ pub(crate) fn check_cert_file(b: &Builder, context: &str, stmt: &Stmt, i: usize,
         _ => {
             let path = with_base(b.config.global.ca_base.as_deref(), arg);
             if let Err(reason) = stat(&b.resolve_path(&path)) {
-                out.alert_at(stmt, i + 1, format!("{context} : '{opt}' : unable to load {path}: {reason}."));
+                // HAProxy names every CA-like file a ca-file in its first line.
+                let first = format!("Couldn't open the ca-file '{path}' ({reason}).");
+                out.diags.push(Diagnostic::new(Severity::Alert, "file", Some(stmt.span_of(i + 1)), Frame::Bare, first));
+                out.alert_at(stmt, i + 1, format!("{context} : '{opt}' : unable to load {path}"));
             }
         }
+    }
+}
+
+/// Whether a PEM file holds a private key (HAProxy then needs no separate `.key` file).
+fn contains_private_key(path: &Path) -> bool {
+    std::fs::read(path).map(|b| b.windows(11).any(|w| w == b"PRIVATE KEY")).unwrap_or(false)
+}
+
+/// `ssl-dh-param-file FILE` in global.
+pub(crate) fn check_dh_param_file(b: &Builder, stmt: &Stmt, out: &mut Out) {
+    let file = stmt.word(1);
+    if stat(&b.resolve_path(file)).is_err() {
+        out.alert_at(stmt, 1, format!("'{}': unable to load DH parameters from file <{file}>.", stmt.keyword()));
     }
 }
 

@@ -265,6 +265,10 @@ impl Builder {
                 }
                 out.unsupported(stmt, "stats socket");
             }
+            "ssl-dh-param-file" => {
+                files::check_dh_param_file(self, stmt, out);
+                out.unsupported(stmt, kw);
+            }
             "localpeer" => {
                 // Kept to know whether a peers section makes this process listen.
                 g.localpeer = Some(arg.to_string());
