@@ -36,7 +36,7 @@ pub fn check(config: &mut Config, _opts: &LoadOptions, diags: &mut Vec<Diagnosti
     }
     cross_references(config, diags);
     unsupported_modes(config, diags);
-    if diags[before..].iter().any(|d| d.severity == Severity::Alert) {
+    if diags.iter().skip(before).any(|d| d.severity == Severity::Alert) {
         return PostVerdict::Fatal;
     }
     if resolve_servers(config, diags) {
@@ -152,8 +152,7 @@ fn resolve_servers(config: &mut Config, diags: &mut Vec<Diagnostic>) -> bool {
     let mut failed = false;
     for p in &mut config.proxies {
         let pname = p.name.clone();
-        let tolerant_default =
-            p.default_server.windows(2).any(|w| w[0] == "init-addr" && w[1].split(',').any(|m| m == "none"));
+        let tolerant_default = init_addr_none(&p.default_server);
         for s in &mut p.servers {
             let Some(addr) = &s.addr else { continue };
             let Host::Name(name) = &addr.host else {
@@ -163,8 +162,7 @@ fn resolve_servers(config: &mut Config, diags: &mut Vec<Diagnostic>) -> bool {
             match address::resolve(addr) {
                 Ok(v) => s.resolved = v,
                 Err(_) => {
-                    let tolerant = tolerant_default
-                        || s.options.windows(2).any(|w| w[0] == "init-addr" && w[1].split(',').any(|m| m == "none"));
+                    let tolerant = tolerant_default || init_addr_none(&s.options);
                     let (sev, text) = if tolerant {
                         (
                             Severity::Warning,
@@ -196,4 +194,9 @@ fn unsupported_modes(config: &Config, diags: &mut Vec<Diagnostic>) {
         let text = format!("'mode {word}' (in {} '{}') is not supported by hapx yet.", p.kind.type_str(), p.name);
         diags.push(Diagnostic::new(Severity::Warning, crate::check::UNSUPPORTED, Some(span), Frame::Parsing, text));
     }
+}
+
+/// `init-addr ... none` among server options: an unresolvable name then only disables the server.
+fn init_addr_none(options: &[String]) -> bool {
+    options.windows(2).any(|w| matches!(w, [k, v] if k == "init-addr" && v.split(',').any(|m| m == "none")))
 }

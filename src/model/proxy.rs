@@ -383,8 +383,11 @@ impl Builder {
                 out.abort(Diagnostic::alert("defaults-not-found", &stmt.span_of(arg + 1), text));
                 return None;
             };
-            if found.len() > 1 {
-                let (d1, d2) = (&self.config.defaults[found[0]], &self.config.defaults[found[1]]);
+            let first_two = (
+                found.first().and_then(|&i| self.config.defaults.get(i)),
+                found.get(1).and_then(|&i| self.config.defaults.get(i)),
+            );
+            if let (Some(d1), Some(d2)) = first_two {
                 let text = format!(
                     "ambiguous defaults section name '{wanted}' referenced by {} '{name}' exists at least at {}:{} and {}:{}.",
                     kind.cap_str(),
