@@ -5,4 +5,5 @@ pub mod cli;
 pub mod config;
 pub mod grammar;
 pub mod model;
+pub mod runtime;
 pub mod version;
