@@ -11,6 +11,7 @@ pub mod logs;
 pub mod post;
 pub mod proxy;
 pub mod rules;
+pub mod server;
 pub mod units;
 
 use std::borrow::Cow;

@@ -7,6 +7,7 @@ use crate::grammar::{grammar, KeywordLookup, Lookup, SectionKind};
 
 use super::address::{self, AddrContext};
 use super::global::{atoi, strip_modifier};
+use super::server::ServerParams;
 use super::units;
 use super::{files, Builder, Out, ProxyRef};
 
@@ -125,6 +126,8 @@ pub struct Server {
     /// `track [proxy/]server`
     pub track: Option<String>,
     pub resolved: Vec<std::net::SocketAddr>,
+    /// Typed options (its proxy's `default-server` values, then its own).
+    pub params: ServerParams,
 }
 
 #[derive(Clone, Debug)]
@@ -140,6 +143,7 @@ pub struct Proxy {
     pub servers: Vec<Server>,
     /// `default-server` options, inherited from defaults.
     pub default_server: Vec<String>,
+    pub default_server_params: ServerParams,
     pub default_backend: Option<(String, Span)>,
     pub use_backends: Vec<(String, Span)>,
     pub balance: Option<Vec<String>>,
@@ -172,6 +176,7 @@ impl Proxy {
             binds: Vec::new(),
             servers: Vec::new(),
             default_server: Vec::new(),
+            default_server_params: ServerParams::default(),
             default_backend: None,
             use_backends: Vec::new(),
             balance: None,
@@ -903,6 +908,7 @@ impl Builder {
         }
         let mut track = None;
         let mut unsupported = Vec::new();
+        let mut params = self.proxy_ref(r).map(|p| p.default_server_params.clone()).unwrap_or_default();
         while i < stmt.words.len() {
             let opt = stmt.word(i);
             let Lookup::Known(info) = grammar().server_option(opt, self.version()) else {
@@ -921,8 +927,15 @@ impl Builder {
             if nargs > 0 && i + nargs >= stmt.words.len() {
                 return out.alert(located(format!("{ctx}'{opt}' expects an argument.")));
             }
+            let value = if nargs > 0 { stmt.word(i + 1) } else { "" };
+            if let Err(text) = params.apply(opt, value, &name) {
+                return out.alert(located(format!("{ctx}{text}")));
+            }
             match opt {
-                "track" => track = Some(stmt.word(i + 1).to_string()),
+                "track" => {
+                    track = Some(value.to_string());
+                    unsupported.push(opt.to_string());
+                }
                 "check" | "inter" | "fastinter" | "downinter" | "rise" | "fall" | "port" | "addr" | "weight"
                 | "maxconn" | "maxqueue" | "minconn" | "backup" | "disabled" | "enabled" | "slowstart" | "id"
                 | "source" | "init-state" | "on-marked-down" | "on-marked-up" | "observe" | "error-limit"
@@ -939,8 +952,9 @@ impl Builder {
         let Some(p) = self.proxy_mut(r) else { return };
         if is_default {
             p.default_server = options;
+            p.default_server_params = params;
         } else {
-            p.servers.push(Server { span: stmt.span(), name, addr, options, track, resolved: Vec::new() });
+            p.servers.push(Server { span: stmt.span(), name, addr, options, track, resolved: Vec::new(), params });
         }
     }
 }

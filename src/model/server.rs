@@ -1,0 +1,192 @@
+//! `server` and `default-server` options as typed values, with HAProxy's messages for bad
+//! values. A server starts from its proxy's `default-server` values, then applies its own.
+use super::units::{atoi, parse_time, TimeUnit, UnitErrorKind};
+
+/// What the runtime needs to know of a server, beyond its address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerParams {
+    pub weight: u32,
+    /// 0: unlimited.
+    pub maxconn: u32,
+    /// 0: unlimited.
+    pub maxqueue: u32,
+    pub minconn: u32,
+    pub backup: bool,
+    pub disabled: bool,
+    pub check: bool,
+    pub inter_ms: u64,
+    pub fastinter_ms: Option<u64>,
+    pub downinter_ms: Option<u64>,
+    pub rise: u32,
+    pub fall: u32,
+    /// `port` and `addr`: where checks go instead of the server's address.
+    pub check_port: Option<u16>,
+    pub check_addr: Option<String>,
+    pub slowstart_ms: u64,
+    pub id: Option<u32>,
+    pub source: Option<String>,
+    pub init_state: Option<String>,
+    /// `on-marked-down shutdown-sessions`
+    pub shutdown_on_down: bool,
+    /// `on-marked-up shutdown-backup-sessions`
+    pub shutdown_backup_on_up: bool,
+    /// `observe layer4`
+    pub observe_layer4: bool,
+    pub error_limit: u32,
+    pub on_error: String,
+}
+
+impl Default for ServerParams {
+    /// HAProxy's defaults: weight 1, checks every 2s, up after 2, down after 3.
+    fn default() -> ServerParams {
+        ServerParams {
+            weight: 1,
+            maxconn: 0,
+            maxqueue: 0,
+            minconn: 0,
+            backup: false,
+            disabled: false,
+            check: false,
+            inter_ms: 2000,
+            fastinter_ms: None,
+            downinter_ms: None,
+            rise: 2,
+            fall: 3,
+            check_port: None,
+            check_addr: None,
+            slowstart_ms: 0,
+            id: None,
+            source: None,
+            init_state: None,
+            shutdown_on_down: false,
+            shutdown_backup_on_up: false,
+            observe_layer4: false,
+            error_limit: 10,
+            on_error: "fail-check".to_string(),
+        }
+    }
+}
+
+/// A non-zero check interval, with 2.6's wording (it names `inter` "agent-inter").
+fn interval(opt: &str, value: &str, server: &str) -> Result<u64, String> {
+    let shown = if opt == "inter" { "agent-inter" } else { opt };
+    match parse_time(value, TimeUnit::Ms) {
+        Ok(t) if t.millis() == 0 => Err(format!("invalid value 0 for argument '{opt}' of server {server}..")),
+        Ok(t) => Ok(t.millis()),
+        Err(e) => match e.kind {
+            UnitErrorKind::Unexpected { .. } => {
+                Err(format!("unexpected character '{}' in '{shown}' argument of server {server}..", e.ch()))
+            }
+            _ => Err(format!("timer overflow in argument <{value}> to <{opt}> of server {server}, maximum value is 2147483647 ms (~24.8 days)..")),
+        },
+    }
+}
+
+impl ServerParams {
+    /// Applies one option (`value` is "" for flags). Unknown options are left to the caller,
+    /// which reports them; `Err` is HAProxy's text for a bad value.
+    pub fn apply(&mut self, opt: &str, value: &str, server: &str) -> Result<(), String> {
+        let uint = |v: &str| u32::try_from(atoi(v).max(0)).unwrap_or(0);
+        match opt {
+            "weight" => {
+                let w = atoi(value);
+                if !(0..=256).contains(&w) {
+                    return Err(format!("weight of server {server} is not within 0 and 256 ({w}).."));
+                }
+                self.weight = uint(value);
+            }
+            "maxconn" => self.maxconn = uint(value),
+            "maxqueue" => self.maxqueue = uint(value),
+            "minconn" => self.minconn = uint(value),
+            "backup" => self.backup = true,
+            "disabled" => self.disabled = true,
+            "enabled" => self.disabled = false,
+            "check" => self.check = true,
+            "no-check" => self.check = false,
+            "inter" => self.inter_ms = interval(opt, value, server)?,
+            "fastinter" => self.fastinter_ms = Some(interval(opt, value, server)?),
+            "downinter" => self.downinter_ms = Some(interval(opt, value, server)?),
+            "rise" | "fall" => {
+                let n = atoi(value);
+                if n <= 0 {
+                    return Err(format!("'{opt}' has to be > 0.."));
+                }
+                if opt == "rise" {
+                    self.rise = uint(value);
+                } else {
+                    self.fall = uint(value);
+                }
+            }
+            "port" => self.check_port = u16::try_from(atoi(value)).ok(),
+            "addr" => self.check_addr = Some(value.to_string()),
+            "slowstart" => match parse_time(value, TimeUnit::Ms) {
+                Ok(t) => self.slowstart_ms = t.millis(),
+                Err(e) => {
+                    return Err(format!(
+                        "unexpected character '{}' in 'slowstart' argument of server {server}..",
+                        e.ch()
+                    ))
+                }
+            },
+            "id" => self.id = Some(uint(value)),
+            "source" => self.source = Some(value.to_string()),
+            "init-state" => self.init_state = Some(value.to_string()),
+            "on-marked-down" => self.shutdown_on_down = value == "shutdown-sessions",
+            "on-marked-up" => self.shutdown_backup_on_up = value == "shutdown-backup-sessions",
+            "observe" => self.observe_layer4 = value == "layer4",
+            "error-limit" => self.error_limit = uint(value),
+            "on-error" => self.on_error = value.to_string(),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(words: &[(&str, &str)]) -> Result<ServerParams, String> {
+        let mut p = ServerParams::default();
+        for (o, v) in words {
+            p.apply(o, v, "s1")?;
+        }
+        Ok(p)
+    }
+
+    #[test]
+    fn defaults_are_haproxys() {
+        let p = ServerParams::default();
+        assert_eq!((p.weight, p.inter_ms, p.rise, p.fall, p.error_limit), (1, 2000, 2, 3, 10));
+    }
+
+    #[test]
+    fn check_timings_and_limits_are_typed() {
+        let p = apply(&[
+            ("check", ""),
+            ("inter", "2s"),
+            ("fastinter", "500ms"),
+            ("rise", "3"),
+            ("fall", "2"),
+            ("maxconn", "10"),
+        ])
+        .unwrap_or_default();
+        assert!(p.check);
+        assert_eq!((p.inter_ms, p.fastinter_ms, p.rise, p.fall, p.maxconn), (2000, Some(500), 3, 2, 10));
+    }
+
+    #[test]
+    fn bad_values_get_haproxys_words() {
+        assert_eq!(apply(&[("weight", "300")]), Err("weight of server s1 is not within 0 and 256 (300)..".into()));
+        assert_eq!(
+            apply(&[("inter", "abc")]),
+            Err("unexpected character 'a' in 'agent-inter' argument of server s1..".into())
+        );
+        assert_eq!(apply(&[("inter", "0")]), Err("invalid value 0 for argument 'inter' of server s1..".into()));
+        assert_eq!(apply(&[("rise", "0")]), Err("'rise' has to be > 0..".into()));
+        assert_eq!(
+            apply(&[("slowstart", "1x")]),
+            Err("unexpected character 'x' in 'slowstart' argument of server s1..".into())
+        );
+    }
+}
