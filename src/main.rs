@@ -8,6 +8,7 @@ use hapx::config::cond::{self, CondCtx};
 use hapx::config::lexer::{self, LexCtx, Vars};
 use hapx::config::parser;
 use hapx::model::{self, LoadOptions};
+use hapx::runtime;
 
 fn main() -> ExitCode {
     env_logger::init();
@@ -99,17 +100,67 @@ fn check(opts: &cli::Options) -> i32 {
 
 /// Starting the proxy: the configuration must be valid and everything in it supported.
 fn run(opts: &cli::Options) -> i32 {
+    let pid = std::process::id();
+    if !opts.quiet {
+        eprintln!("[NOTICE]   ({pid}) : hapx version is {}", env!("CARGO_PKG_VERSION"));
+        if let Ok(exe) = std::env::current_exe() {
+            eprintln!("[NOTICE]   ({pid}) : path to executable is {}", exe.display());
+        }
+    }
     let loaded = load(opts);
     let (mut err, mut out) = (std::io::stderr().lock(), std::io::stdout().lock());
     let (v, _) = verdict::verdict(&loaded, opts.zero_warning);
     if v != verdict::Verdict::Valid {
         return verdict::report(&loaded, opts.format, opts.quiet, opts.zero_warning, &mut err, &mut out);
     }
-    let unsupported: Vec<_> = loaded.diagnostics.iter().filter(|d| d.code == hapx::check::UNSUPPORTED).collect();
-    let pid = std::process::id();
-    for d in &unsupported {
-        let _ = writeln!(err, "[ALERT]    ({pid}) : config : {} Refusing to start.", d.haproxy_text());
+    // HAProxy's own warnings are printed as it prints them; lines hapx cannot run stop it.
+    let mut refused = false;
+    for d in &loaded.diagnostics {
+        if d.code == hapx::check::UNSUPPORTED {
+            refused = true;
+            let _ = writeln!(err, "[ALERT]    ({pid}) : config : {} Refusing to start.", d.haproxy_text());
+        } else if !opts.quiet {
+            let _ = writeln!(err, "{}", hapx::check::render::haproxy_line(d, pid));
+        }
     }
-    let _ = writeln!(err, "[ALERT]    ({pid}) : config : the hapx runtime is not built yet; only '-c' is available.");
-    1
+    if refused {
+        return 1;
+    }
+    drop(err);
+    let g = &loaded.config.global;
+    let run_opts = runtime::RunOptions {
+        debug: opts.debug,
+        foreground: opts.foreground || opts.debug,
+        daemon: opts.daemon || g.daemon,
+        pidfile: opts.pidfile.clone().or_else(|| g.pidfile.as_ref().map(std::path::PathBuf::from)),
+    };
+    let running = match runtime::start(&loaded.config, Box::new(|_end| {})) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("[ALERT]    ({pid}) : {e}");
+            return 1;
+        }
+    };
+    if run_opts.debug {
+        eprintln!("Available polling systems :\n      epoll : pref=300,  test result OK\nTotal: 1 (1 usable), will use epoll.\n");
+        eprintln!("Using epoll() as the polling mechanism.");
+    }
+    if run_opts.daemon && !run_opts.foreground {
+        eprintln!("[ALERT]    ({pid}) : daemon mode is not available yet; use -db to stay in the foreground.");
+        running.stop(true);
+        let _ = running.join();
+        return 1;
+    }
+    if let Some(path) = &run_opts.pidfile {
+        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            eprintln!("[ALERT]    ({pid}) : Cannot create pidfile {} : {e}", path.display());
+        }
+    }
+    match runtime::supervise(running) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("[ALERT]    ({pid}) : {e}");
+            1
+        }
+    }
 }

@@ -2,4 +2,118 @@
 //! with HAProxy's semantics. It consumes the typed `model::Config` and never sees text.
 pub mod balance;
 pub mod check;
+pub mod plan;
+pub mod reactor;
 pub mod state;
+pub mod stream;
+pub mod sys;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::Config;
+
+/// How the process was asked to run (from the command line and `global`).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `-d`: debug mode (foreground, polling details on stderr).
+    pub debug: bool,
+    /// `-db` or `-d`: stay in the foreground even if `daemon` is set.
+    pub foreground: bool,
+    /// `-D` or `global daemon`.
+    pub daemon: bool,
+    pub pidfile: Option<std::path::PathBuf>,
+}
+
+/// A started proxy: its threads and the shared state.
+pub struct Running {
+    pub shared: Arc<reactor::Shared>,
+    threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
+    wakers: Vec<Arc<mio::Waker>>,
+    /// Listening addresses of the first thread (all threads bind the same ones).
+    pub addrs: Vec<std::net::SocketAddr>,
+}
+
+impl Running {
+    /// Asks every thread to stop: soft (finish sessions) or hard (now).
+    pub fn stop(&self, hard: bool) {
+        let flag = if hard { &self.shared.hard_stop } else { &self.shared.soft_stop };
+        flag.store(true, Ordering::Release);
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
+    }
+
+    /// Waits for every thread; the first error wins.
+    pub fn join(self) -> std::io::Result<()> {
+        let mut result = Ok(());
+        for t in self.threads {
+            let r = t.join().unwrap_or_else(|_| Err(std::io::Error::other("an event loop thread panicked")));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}
+
+/// Binds every listener on every thread, then starts the loops. Binding happens before
+/// returning, so a failure leaves nothing running.
+pub fn start(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send + Sync>) -> Result<Running, String> {
+    let plan = plan::build(config)?;
+    let nbthread = plan.nbthread;
+    let feconn = plan.frontends.iter().map(|_| AtomicU32::new(0)).collect();
+    let shared = Arc::new(reactor::Shared {
+        plan,
+        actconn: AtomicU32::new(0),
+        feconn,
+        soft_stop: AtomicBool::new(false),
+        hard_stop: AtomicBool::new(false),
+        paused: AtomicBool::new(false),
+        on_session_end: on_end,
+    });
+    let mut workers = Vec::new();
+    for _ in 0..nbthread {
+        workers.push(reactor::Worker::new(shared.clone()).map_err(|e| e.to_string())?);
+    }
+    let addrs = workers.first().map(|w| w.local_addrs()).unwrap_or_default();
+    let wakers = workers.iter().map(|w| w.waker()).collect();
+    let threads = workers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut w)| std::thread::Builder::new().name(format!("hapx-{i}")).spawn(move || w.run()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok(Running { shared, threads, wakers, addrs })
+}
+
+/// Waits for HAProxy's control signals and acts on them until the threads end.
+pub fn supervise(running: Running) -> std::io::Result<()> {
+    sys::install_signal_handlers()?;
+    loop {
+        let signals = sys::take_signals();
+        if signals & sys::SIG_HARD_STOP != 0 {
+            running.stop(true);
+        }
+        if signals & sys::SIG_SOFT_STOP != 0 {
+            running.stop(false);
+        }
+        if signals & sys::SIG_PAUSE != 0 {
+            running.shared.paused.store(true, Ordering::Release);
+        }
+        if signals & sys::SIG_RESUME != 0 {
+            running.shared.paused.store(false, Ordering::Release);
+        }
+        let stopping =
+            running.shared.soft_stop.load(Ordering::Acquire) || running.shared.hard_stop.load(Ordering::Acquire);
+        if stopping && running.threads.iter().all(|t| t.is_finished()) {
+            return running.join();
+        }
+        if running.threads.iter().any(|t| t.is_finished()) && !stopping {
+            running.stop(true);
+            return running.join();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

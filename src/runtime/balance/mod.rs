@@ -22,3 +22,31 @@ pub struct PickCtx {
 pub trait Balancer: Send {
     fn pick(&mut self, servers: &[Arc<ServerState>], ctx: &PickCtx) -> Option<usize>;
 }
+
+// TEMPORARY until the balance helper's algorithms land: one round-robin, so the event loop
+// can be built and tested meanwhile. Replaced on merge.
+pub struct BalanceSpec {
+    pub algorithm: Vec<String>,
+    pub hash_type: Vec<String>,
+    pub hash_balance_factor: Option<u32>,
+    pub allbackups: bool,
+}
+
+struct RoundRobin(usize);
+
+impl Balancer for RoundRobin {
+    fn pick(&mut self, servers: &[Arc<ServerState>], _ctx: &PickCtx) -> Option<usize> {
+        for k in 0..servers.len() {
+            let i = (self.0 + k) % servers.len();
+            if servers.get(i).is_some_and(|s| s.usable()) {
+                self.0 = i + 1;
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+pub fn build(_spec: &BalanceSpec) -> Result<Box<dyn Balancer>, String> {
+    Ok(Box::new(RoundRobin(0)))
+}

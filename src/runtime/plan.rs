@@ -1,0 +1,215 @@
+//! From the typed Config to what the event loops run: frontends with their sockets'
+//! addresses and backends with their live state.
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::model::address::{Addr, Family, Host, PortSpec};
+use crate::model::proxy::{Mode, Proxy};
+use crate::model::Config;
+
+use super::balance::{self, BalanceSpec};
+use super::state::{BackendState, ServerState};
+use super::sys::ListenOpts;
+
+/// Timeouts of a session, from its frontend (client side) and backend (server side).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timeouts {
+    pub client: Option<Duration>,
+    pub server: Option<Duration>,
+    pub connect: Option<Duration>,
+    pub queue: Option<Duration>,
+    pub tunnel: Option<Duration>,
+    pub client_fin: Option<Duration>,
+    pub server_fin: Option<Duration>,
+}
+
+/// One listening address of a frontend.
+#[derive(Clone, Debug)]
+pub struct BindPlan {
+    pub addr: SocketAddr,
+    pub opts: ListenOpts,
+    /// `maxconn` on the bind line (0: none).
+    pub maxconn: u32,
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FrontendPlan {
+    pub name: String,
+    pub binds: Vec<BindPlan>,
+    /// 0: no proxy limit.
+    pub maxconn: u32,
+    /// Index into `Plan::backends` of the default backend, if any.
+    pub backend: Option<usize>,
+    pub client_timeout: Option<Duration>,
+    pub client_fin_timeout: Option<Duration>,
+    pub tcplog: bool,
+    pub dontlognull: bool,
+}
+
+/// Per-backend settings the session state machine needs.
+#[derive(Clone, Copy, Debug)]
+pub struct BackendSettings {
+    pub retries: u32,
+    pub redispatch: bool,
+    pub timeouts: Timeouts,
+}
+
+pub struct Plan {
+    pub frontends: Vec<FrontendPlan>,
+    pub backends: Vec<Arc<BackendState>>,
+    pub settings: Vec<BackendSettings>,
+    /// Global maxconn (0: derived from the file limit by the caller).
+    pub maxconn: u32,
+    pub nbthread: usize,
+    pub bufsize: usize,
+}
+
+fn ms(v: Option<u64>) -> Option<Duration> {
+    v.filter(|&m| m > 0).map(Duration::from_millis)
+}
+
+/// Every socket address of a bind address: ports ranges expand, `*` is the any address.
+fn bind_addrs(a: &Addr) -> Result<Vec<SocketAddr>, String> {
+    let ip = match (&a.host, a.family) {
+        (Host::Ip(ip), _) => *ip,
+        (Host::Name(_), _) => a.resolved.ok_or_else(|| format!("cannot resolve '{}'", a.text))?,
+        (Host::Path(_), _) | (Host::Fd(_), _) | (Host::Ring(_), _) => {
+            return Err(format!("'{}': only TCP addresses can be bound yet", a.text))
+        }
+    };
+    let ip = match (ip, a.family) {
+        (IpAddr::V4(v4), Family::Inet6) if v4.is_unspecified() => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        (ip, _) => ip,
+    };
+    let ports: Vec<u16> = match a.ports {
+        PortSpec::One(p) => vec![p],
+        PortSpec::Range(lo, hi) => (lo..=hi).collect(),
+        PortSpec::None | PortSpec::Offset(_) => return Err(format!("'{}': missing port", a.text)),
+    };
+    Ok(ports.into_iter().map(|p| SocketAddr::new(ip, p)).collect())
+}
+
+fn bind_option<'a>(opts: &'a [String], name: &str) -> Option<&'a str> {
+    opts.iter().position(|o| o == name).and_then(|i| opts.get(i + 1)).map(String::as_str)
+}
+
+fn to_u32(v: Option<&str>) -> u32 {
+    v.and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn backend_state(p: &Proxy) -> Result<BackendState, String> {
+    let mut servers = Vec::new();
+    for (index, s) in p.servers.iter().enumerate() {
+        let addr = match (s.resolved.first(), &s.addr) {
+            (Some(a), Some(addr)) => match addr.ports {
+                PortSpec::One(port) if port > 0 => SocketAddr::new(a.ip(), port),
+                _ => return Err(format!("server {}/{}: a server without a fixed port cannot run yet", p.name, s.name)),
+            },
+            _ => return Err(format!("server {}/{}: no usable address", p.name, s.name)),
+        };
+        let params = &s.params;
+        servers.push(Arc::new(ServerState {
+            index,
+            name: s.name.clone(),
+            full_name: format!("{}/{}", p.name, s.name),
+            addr,
+            weight: params.weight,
+            backup: params.backup,
+            maxconn: params.maxconn,
+            maxqueue: params.maxqueue,
+            minconn: params.minconn,
+            cur: AtomicU32::new(0),
+            queued: AtomicU32::new(0),
+            up: AtomicBool::new(true),
+            maintenance: AtomicBool::new(params.disabled),
+            total: AtomicU64::new(0),
+        }));
+    }
+    let spec = BalanceSpec {
+        algorithm: p.balance.clone().unwrap_or_default(),
+        hash_type: Vec::new(),
+        hash_balance_factor: None,
+        allbackups: p.options.contains("allbackups"),
+    };
+    let balancer = balance::build(&spec)?;
+    Ok(BackendState { name: p.name.clone(), servers, allbackups: spec.allbackups, balancer: Mutex::new(balancer) })
+}
+
+/// Builds the plan; `Err` names what cannot run.
+pub fn build(config: &Config) -> Result<Plan, String> {
+    let mut backends = Vec::new();
+    let mut settings = Vec::new();
+    let mut backend_index = std::collections::HashMap::new();
+    for p in config.proxies.iter().filter(|p| p.kind.is_backend() && !p.disabled) {
+        if p.mode != Mode::Tcp {
+            return Err(format!("backend '{}': only mode tcp runs yet", p.name));
+        }
+        backend_index.insert(p.name.clone(), backends.len());
+        backends.push(Arc::new(backend_state(p)?));
+        let t = &p.timeouts;
+        settings.push(BackendSettings {
+            retries: p.retries.unwrap_or(3),
+            redispatch: p.options.contains("redispatch"),
+            timeouts: Timeouts {
+                client: ms(t.client),
+                server: ms(t.server),
+                connect: ms(t.connect),
+                queue: ms(t.queue).or(ms(t.connect)),
+                tunnel: ms(t.tunnel),
+                client_fin: ms(t.client_fin),
+                server_fin: ms(t.server_fin),
+            },
+        });
+    }
+    let mut frontends = Vec::new();
+    for p in config.proxies.iter().filter(|p| p.kind.is_frontend() && !p.disabled) {
+        let mut binds = Vec::new();
+        for b in &p.binds {
+            let v6only = if b.options.iter().any(|o| o == "v6only") {
+                Some(true)
+            } else if b.options.iter().any(|o| o == "v4v6") {
+                Some(false)
+            } else {
+                None
+            };
+            let opts =
+                ListenOpts { reuseport: true, v6only, backlog: to_u32(bind_option(&b.options, "backlog")) as i32 };
+            for a in &b.addrs {
+                for addr in bind_addrs(a)? {
+                    binds.push(BindPlan {
+                        addr,
+                        opts,
+                        maxconn: to_u32(bind_option(&b.options, "maxconn")),
+                        name: bind_option(&b.options, "name").map(str::to_string),
+                    });
+                }
+            }
+        }
+        let target = match &p.default_backend {
+            Some((name, _)) => Some(name.clone()),
+            None if p.kind.is_backend() => Some(p.name.clone()),
+            None => p.use_backends.first().map(|(n, _)| n.clone()),
+        };
+        frontends.push(FrontendPlan {
+            name: p.name.clone(),
+            binds,
+            maxconn: p.maxconn.unwrap_or(0),
+            backend: target.and_then(|n| backend_index.get(&n).copied()),
+            client_timeout: ms(p.timeouts.client),
+            client_fin_timeout: ms(p.timeouts.client_fin),
+            tcplog: p.options.contains("tcplog"),
+            dontlognull: p.options.contains("dontlognull"),
+        });
+    }
+    Ok(Plan {
+        frontends,
+        backends,
+        settings,
+        maxconn: config.global.maxconn.unwrap_or(0),
+        nbthread: config.global.nbthread.unwrap_or(1).max(1) as usize,
+        bufsize: config.global.bufsize.filter(|&b| b >= 1024).unwrap_or(16384) as usize,
+    })
+}

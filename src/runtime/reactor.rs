@@ -1,0 +1,614 @@
+//! One event loop per thread: a mio Poll, the listeners of this thread, a slab of sessions
+//! addressed by token, and their deadlines. Tokens are laid out by kind: 0 is the waker,
+//! 1.. are listeners, SESSION_BASE.. are sessions (two tokens each: client, server).
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::balance::PickCtx;
+use super::plan::Plan;
+use super::state::ServerState;
+use super::stream::{BufPool, Flow, Pipe, PumpError, Side};
+use super::sys;
+
+const WAKER: Token = Token(0);
+const SESSION_BASE: usize = 1 << 24;
+/// Bytes one direction of one session may move per wake-up, so that a bulk transfer cannot
+/// starve thousands of quiet sessions.
+const BUDGET: usize = 256 * 1024;
+/// The longest sleep, so that stop requests are seen even without traffic.
+const MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// State shared by every thread.
+pub struct Shared {
+    pub plan: Plan,
+    /// Sessions open in the whole process, and per frontend.
+    pub actconn: AtomicU32,
+    pub feconn: Vec<AtomicU32>,
+    /// Stop accepting and exit once sessions are done (SIGUSR1), or at once (SIGTERM).
+    pub soft_stop: AtomicBool,
+    pub hard_stop: AtomicBool,
+    /// Listeners paused (SIGTTOU) until resumed (SIGTTIN).
+    pub paused: AtomicBool,
+    /// Called for every finished session.
+    pub on_session_end: Box<dyn Fn(&SessionEnd) + Send + Sync>,
+}
+
+/// What a finished session reports, for logs and stats.
+#[derive(Clone, Debug)]
+pub struct SessionEnd {
+    pub client: SocketAddr,
+    pub accept_time: SystemTime,
+    pub frontend: usize,
+    pub backend: Option<usize>,
+    pub server: Option<Arc<ServerState>>,
+    /// Time waiting in queue, to connect, in all (ms; -1 when the step was not reached).
+    pub tw_ms: i64,
+    pub tc_ms: i64,
+    pub tt_ms: i64,
+    /// Bytes from server to client, and from client to server.
+    pub bytes_to_client: u64,
+    pub bytes_from_client: u64,
+    /// HAProxy's two-letter termination state.
+    pub term: [u8; 2],
+    pub retries: u32,
+    pub actconn: u32,
+    pub feconn: u32,
+    pub beconn: u32,
+    pub srv_conn: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a server slot in the backend queue.
+    Queued,
+    Connecting,
+    Established,
+}
+
+struct Session {
+    gen: u64,
+    client: TcpStream,
+    client_addr: SocketAddr,
+    server: Option<TcpStream>,
+    frontend: usize,
+    backend: Option<usize>,
+    srv: Option<Arc<ServerState>>,
+    phase: Phase,
+    c2s: Pipe,
+    s2c: Pipe,
+    accepted: Instant,
+    accept_time: SystemTime,
+    queued_at: Option<Instant>,
+    connect_start: Option<Instant>,
+    connected_at: Option<Instant>,
+    retries: u32,
+    deadline: Option<Instant>,
+    /// When the heap holds an entry for this session (the earliest one).
+    timer_at: Option<Instant>,
+}
+
+/// A listening socket of this thread.
+struct ListenerSlot {
+    socket: TcpListener,
+    frontend: usize,
+    registered: bool,
+}
+
+pub struct Worker {
+    shared: Arc<Shared>,
+    poll: Poll,
+    waker: Arc<Waker>,
+    listeners: Vec<ListenerSlot>,
+    sessions: Vec<Option<Session>>,
+    free: Vec<usize>,
+    next_gen: u64,
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    pool: BufPool,
+    /// Sessions with work left after their budget ran out.
+    again: Vec<usize>,
+    /// Per backend, sessions of this thread waiting for a server.
+    queues: Vec<VecDeque<usize>>,
+    accepting: bool,
+}
+
+fn token(slot: usize, side: Side) -> Token {
+    Token(SESSION_BASE + slot * 2 + usize::from(side == Side::Server))
+}
+
+fn ms_since(t: Option<Instant>, from: Instant) -> i64 {
+    t.map_or(-1, |t| t.saturating_duration_since(from).as_millis() as i64)
+}
+
+impl Worker {
+    /// Binds this thread's listeners (SO_REUSEPORT lets every thread bind the same address).
+    pub fn new(shared: Arc<Shared>) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut listeners = Vec::new();
+        for (fi, fe) in shared.plan.frontends.iter().enumerate() {
+            for b in &fe.binds {
+                let std_listener = sys::tcp_listener(&b.addr, b.opts).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("Starting frontend {}: cannot bind socket [{}]: {e}", fe.name, b.addr),
+                    )
+                })?;
+                let mut socket = TcpListener::from_std(std_listener);
+                let tok = Token(listeners.len() + 1);
+                poll.registry().register(&mut socket, tok, Interest::READABLE)?;
+                listeners.push(ListenerSlot { socket, frontend: fi, registered: true });
+            }
+        }
+        let queues = shared.plan.backends.iter().map(|_| VecDeque::new()).collect();
+        let pool = BufPool::new(shared.plan.bufsize, 256);
+        Ok(Worker {
+            shared,
+            poll,
+            waker,
+            listeners,
+            sessions: Vec::new(),
+            free: Vec::new(),
+            next_gen: 1,
+            timers: BinaryHeap::new(),
+            pool,
+            again: Vec::new(),
+            queues,
+            accepting: true,
+        })
+    }
+
+    /// A handle that wakes this thread from another.
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    /// The addresses this thread listens on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.socket.local_addr().ok()).collect()
+    }
+
+    fn live_sessions(&self) -> usize {
+        self.sessions.len() - self.free.len()
+    }
+
+    /// Runs until stopped.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if self.shared.hard_stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let stopping = self.shared.soft_stop.load(Ordering::Acquire);
+            let paused = self.shared.paused.load(Ordering::Acquire);
+            self.set_accepting(!stopping && !paused)?;
+            if stopping && self.live_sessions() == 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            let mut timeout = MAX_SLEEP;
+            if !self.again.is_empty() {
+                timeout = Duration::ZERO;
+            } else if let Some(Reverse((at, _, _))) = self.timers.peek() {
+                timeout = timeout.min(at.saturating_duration_since(now));
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.drain_queues(),
+                    Token(t) if t >= SESSION_BASE => self.drive((t - SESSION_BASE) / 2),
+                    Token(t) => self.accept(t - 1),
+                }
+            }
+            for slot in std::mem::take(&mut self.again) {
+                self.drive(slot);
+            }
+            self.expire_timers(Instant::now());
+        }
+    }
+
+    fn set_accepting(&mut self, on: bool) -> io::Result<()> {
+        if on == self.accepting {
+            return Ok(());
+        }
+        self.accepting = on;
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            if on && !l.registered {
+                self.poll.registry().register(&mut l.socket, Token(i + 1), Interest::READABLE)?;
+                l.registered = true;
+            } else if !on && l.registered {
+                self.poll.registry().deregister(&mut l.socket)?;
+                l.registered = false;
+            }
+        }
+        if on {
+            for i in 0..self.listeners.len() {
+                self.accept(i);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether one more session fits under the process and frontend limits.
+    fn has_room(&self, frontend: usize) -> bool {
+        let plan = &self.shared.plan;
+        let global_ok = plan.maxconn == 0 || self.shared.actconn.load(Ordering::Acquire) < plan.maxconn;
+        let fe_max = plan.frontends.get(frontend).map_or(0, |f| f.maxconn);
+        let fe_ok = fe_max == 0 || self.shared.feconn.get(frontend).is_some_and(|c| c.load(Ordering::Acquire) < fe_max);
+        global_ok && fe_ok
+    }
+
+    fn accept(&mut self, index: usize) {
+        if !self.accepting {
+            return;
+        }
+        loop {
+            let Some(l) = self.listeners.get(index) else { return };
+            let frontend = l.frontend;
+            // At the limit, connections wait in the kernel's backlog until a slot frees.
+            if !self.has_room(frontend) {
+                return;
+            }
+            match l.socket.accept() {
+                Ok((stream, addr)) => self.start_session(stream, addr, frontend),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("accept on frontend {}: {e}", frontend);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn alloc_slot(&mut self) -> usize {
+        match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.sessions.push(None);
+                self.sessions.len() - 1
+            }
+        }
+    }
+
+    fn start_session(&mut self, mut client: TcpStream, addr: SocketAddr, frontend: usize) {
+        let slot = self.alloc_slot();
+        if self
+            .poll
+            .registry()
+            .register(&mut client, token(slot, Side::Client), Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            self.free.push(slot);
+            return;
+        }
+        let _ = client.set_nodelay(true);
+        self.shared.actconn.fetch_add(1, Ordering::AcqRel);
+        if let Some(c) = self.shared.feconn.get(frontend) {
+            c.fetch_add(1, Ordering::AcqRel);
+        }
+        let gen = self.next_gen;
+        self.next_gen += 1;
+        let now = Instant::now();
+        let backend = self.shared.plan.frontends.get(frontend).and_then(|f| f.backend);
+        let session = Session {
+            gen,
+            client,
+            client_addr: addr,
+            server: None,
+            frontend,
+            backend,
+            srv: None,
+            phase: Phase::Queued,
+            c2s: Pipe::default(),
+            s2c: Pipe::default(),
+            accepted: now,
+            accept_time: SystemTime::now(),
+            queued_at: None,
+            connect_start: None,
+            connected_at: None,
+            retries: 0,
+            deadline: None,
+            timer_at: None,
+        };
+        if let Some(s) = self.sessions.get_mut(slot) {
+            *s = Some(session);
+        }
+        self.assign(slot, now);
+    }
+
+    /// Picks a server and connects, or queues, or gives up with HAProxy's codes.
+    fn assign(&mut self, slot: usize, now: Instant) {
+        let Some(s) = self.sessions.get(slot).and_then(Option::as_ref) else { return };
+        let Some(bi) = s.backend else {
+            return self.close(slot, *b"SC");
+        };
+        let Some(backend) = self.shared.plan.backends.get(bi).cloned() else { return };
+        let ctx = PickCtx { src: Some(s.client_addr.ip()), src_port: Some(s.client_addr.port()), ..PickCtx::default() };
+        let picked = backend.balancer.lock().ok().and_then(|mut b| b.pick(&backend.servers, &ctx));
+        match picked.and_then(|i| backend.servers.get(i).cloned()) {
+            Some(server) => {
+                server.cur.fetch_add(1, Ordering::AcqRel);
+                server.total.fetch_add(1, Ordering::Relaxed);
+                if let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) {
+                    s.srv = Some(server);
+                }
+                self.connect(slot, now);
+            }
+            None if backend.servers.iter().any(|s| s.eligible()) => {
+                // Every live server is full: wait for a slot, up to `timeout queue`.
+                let timeout = self.shared.plan.settings.get(bi).and_then(|t| t.timeouts.queue);
+                if let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) {
+                    s.phase = Phase::Queued;
+                    s.queued_at = Some(now);
+                    s.deadline = timeout.map(|t| now + t);
+                }
+                if let Some(q) = self.queues.get_mut(bi) {
+                    q.push_back(slot);
+                }
+                self.schedule(slot);
+            }
+            None => self.close(slot, *b"SC"),
+        }
+    }
+
+    fn connect(&mut self, slot: usize, now: Instant) {
+        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
+        let Some(server) = s.srv.clone() else { return };
+        let timeouts = s.backend.and_then(|b| self.shared.plan.settings.get(b)).map(|b| b.timeouts).unwrap_or_default();
+        match TcpStream::connect(server.addr) {
+            Ok(mut stream) => {
+                if self
+                    .poll
+                    .registry()
+                    .register(&mut stream, token(slot, Side::Server), Interest::READABLE | Interest::WRITABLE)
+                    .is_err()
+                {
+                    return self.close(slot, *b"SC");
+                }
+                let _ = stream.set_nodelay(true);
+                s.server = Some(stream);
+                s.phase = Phase::Connecting;
+                s.connect_start.get_or_insert(now);
+                s.deadline = timeouts.connect.map(|t| now + t);
+                self.schedule(slot);
+            }
+            Err(_) => self.connect_failed(slot, now),
+        }
+    }
+
+    /// A connection attempt failed: retry (on another server at the last try with
+    /// `option redispatch`) or give up.
+    fn connect_failed(&mut self, slot: usize, now: Instant) {
+        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
+        if let Some(mut stream) = s.server.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        let settings = s.backend.and_then(|b| self.shared.plan.settings.get(b)).copied();
+        let Some(settings) = settings else { return self.close(slot, *b"SC") };
+        if s.retries >= settings.retries {
+            return self.close(slot, *b"SC");
+        }
+        s.retries += 1;
+        if settings.redispatch && s.retries == settings.retries {
+            if let Some(old) = s.srv.take() {
+                old.cur.fetch_sub(1, Ordering::AcqRel);
+            }
+            return self.assign(slot, now);
+        }
+        self.connect(slot, now);
+    }
+
+    /// Runs a session after readiness: finishes a connect, then moves bytes both ways.
+    fn drive(&mut self, slot: usize) {
+        let now = Instant::now();
+        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
+        if s.phase == Phase::Connecting {
+            let Some(server) = s.server.as_ref() else { return };
+            match server.take_error() {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(_) => return self.connect_failed(slot, now),
+            }
+            match server.peer_addr() {
+                Ok(_) => {
+                    s.phase = Phase::Established;
+                    s.connected_at = Some(now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    // Still connecting; the client may already have sent bytes, kept in the kernel.
+                    return;
+                }
+                Err(_) => return self.connect_failed(slot, now),
+            }
+        }
+        if s.phase != Phase::Established {
+            // Queued: a client close is noticed when the queue is served or times out.
+            return;
+        }
+        let Some(server) = s.server.as_mut() else { return };
+        let up = s.c2s.pump(&mut s.client, server, &mut self.pool, BUDGET, (Side::Client, Side::Server), now);
+        let down = s.s2c.pump(server, &mut s.client, &mut self.pool, BUDGET, (Side::Server, Side::Client), now);
+        match (up, down) {
+            (Err(e), _) | (_, Err(e)) => self.abort(slot, e),
+            (Ok(Flow::Done), Ok(Flow::Done)) => self.close(slot, *b"--"),
+            (Ok(a), Ok(b)) => {
+                if a == Flow::Budget || b == Flow::Budget {
+                    self.again.push(slot);
+                }
+                self.refresh_deadline(slot, now);
+            }
+        }
+    }
+
+    /// The inactivity deadline from the last activity on each side and HAProxy's timeouts.
+    fn refresh_deadline(&mut self, slot: usize, now: Instant) {
+        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
+        let plan = &self.shared.plan;
+        let fe = plan.frontends.get(s.frontend);
+        let be = s.backend.and_then(|b| plan.settings.get(b)).map(|b| b.timeouts).unwrap_or_default();
+        let tunnel = be.tunnel;
+        let client_t = if s.c2s.src_eof { fe.and_then(|f| f.client_fin_timeout) } else { None }
+            .or(tunnel)
+            .or(fe.and_then(|f| f.client_timeout));
+        let server_t = if s.s2c.src_eof { be.server_fin } else { None }.or(tunnel).or(be.server);
+        let base = s.connected_at.unwrap_or(now);
+        let client_last = [s.c2s.last_read, s.s2c.last_write].into_iter().flatten().max().unwrap_or(base);
+        let server_last = [s.s2c.last_read, s.c2s.last_write].into_iter().flatten().max().unwrap_or(base);
+        let deadlines = [client_t.map(|t| client_last + t), server_t.map(|t| server_last + t)];
+        s.deadline = deadlines.into_iter().flatten().min();
+        self.schedule(slot);
+    }
+
+    /// Makes sure the heap will wake us no later than the session's deadline.
+    fn schedule(&mut self, slot: usize) {
+        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
+        if let Some(d) = s.deadline {
+            if s.timer_at.is_none_or(|t| d < t) {
+                s.timer_at = Some(d);
+                self.timers.push(Reverse((d, slot, s.gen)));
+            }
+        }
+    }
+
+    fn expire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, slot, gen))) = self.timers.peek().copied() {
+            if at > now {
+                return;
+            }
+            self.timers.pop();
+            let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { continue };
+            if s.gen != gen || s.timer_at != Some(at) {
+                continue;
+            }
+            s.timer_at = None;
+            match s.deadline {
+                Some(d) if d <= now => {
+                    let term = match s.phase {
+                        Phase::Queued => *b"sQ",
+                        Phase::Connecting => *b"sC",
+                        Phase::Established => {
+                            // Whichever side has been quiet longest timed out.
+                            let c = [s.c2s.last_read, s.s2c.last_write].into_iter().flatten().max();
+                            let v = [s.s2c.last_read, s.c2s.last_write].into_iter().flatten().max();
+                            if c <= v {
+                                *b"cD"
+                            } else {
+                                *b"sD"
+                            }
+                        }
+                    };
+                    if s.phase == Phase::Connecting {
+                        self.connect_timeout(slot, now);
+                    } else {
+                        self.close(slot, term);
+                    }
+                }
+                Some(_) => self.schedule(slot),
+                None => {}
+            }
+        }
+    }
+
+    /// A connect timeout counts as a failed attempt (retries apply), as in HAProxy.
+    fn connect_timeout(&mut self, slot: usize, now: Instant) {
+        let retries_left = self
+            .sessions
+            .get(slot)
+            .and_then(Option::as_ref)
+            .and_then(|s| s.backend.and_then(|b| self.shared.plan.settings.get(b)).map(|st| s.retries < st.retries))
+            .unwrap_or(false);
+        if retries_left {
+            self.connect_failed(slot, now);
+        } else {
+            self.close(slot, *b"sC");
+        }
+    }
+
+    fn abort(&mut self, slot: usize, e: PumpError) {
+        log::debug!("session {slot}: {:?} side error: {}", e.side, e.error);
+        let term = match e.side {
+            Side::Client => *b"CD",
+            Side::Server => *b"SD",
+        };
+        self.close(slot, term);
+    }
+
+    /// Ends a session: sockets closed, counters released, the end reported, queues served.
+    fn close(&mut self, slot: usize, term: [u8; 2]) {
+        let Some(mut s) = self.sessions.get_mut(slot).and_then(Option::take) else { return };
+        self.free.push(slot);
+        log::debug!("session {} from {} ends: {}", slot, s.client_addr, String::from_utf8_lossy(&term));
+        let now = Instant::now();
+        let _ = self.poll.registry().deregister(&mut s.client);
+        if let Some(mut server) = s.server.take() {
+            let _ = self.poll.registry().deregister(&mut server);
+        }
+        s.c2s.release(&mut self.pool);
+        s.s2c.release(&mut self.pool);
+        if let Some(bi) = s.backend {
+            if let Some(q) = self.queues.get_mut(bi) {
+                q.retain(|&x| x != slot);
+            }
+        }
+        let actconn = self.shared.actconn.fetch_sub(1, Ordering::AcqRel);
+        let feconn = self.shared.feconn.get(s.frontend).map_or(0, |c| c.fetch_sub(1, Ordering::AcqRel));
+        let srv_conn = s.srv.as_ref().map_or(0, |srv| srv.cur.fetch_sub(1, Ordering::AcqRel));
+        let beconn = s
+            .backend
+            .and_then(|b| self.shared.plan.backends.get(b))
+            .map_or(0, |b| b.servers.iter().map(|x| x.cur.load(Ordering::Relaxed)).sum::<u32>());
+        let end = SessionEnd {
+            client: s.client_addr,
+            accept_time: s.accept_time,
+            frontend: s.frontend,
+            backend: s.backend,
+            server: s.srv.clone(),
+            tw_ms: s.queued_at.map_or(0, |q| ms_since(s.connect_start.or(Some(now)), q)),
+            tc_ms: s.connect_start.map_or(-1, |c| ms_since(s.connected_at, c)),
+            tt_ms: ms_since(Some(now), s.accepted),
+            bytes_to_client: s.s2c.bytes,
+            bytes_from_client: s.c2s.bytes,
+            term,
+            retries: s.retries,
+            actconn,
+            feconn,
+            beconn,
+            srv_conn,
+        };
+        (self.shared.on_session_end)(&end);
+        drop(s);
+        // A slot freed: serve the queues and resume accepting.
+        self.drain_queues();
+        for i in 0..self.listeners.len() {
+            self.accept(i);
+        }
+    }
+
+    /// Gives queued sessions of this thread the server slots that freed up.
+    fn drain_queues(&mut self) {
+        let now = Instant::now();
+        for bi in 0..self.queues.len() {
+            while let Some(&slot) = self.queues.get(bi).and_then(|q| q.front()) {
+                let Some(backend) = self.shared.plan.backends.get(bi).cloned() else { break };
+                if !backend.servers.iter().any(|s| s.usable()) {
+                    break;
+                }
+                if let Some(q) = self.queues.get_mut(bi) {
+                    q.pop_front();
+                }
+                self.assign(slot, now);
+            }
+        }
+    }
+}

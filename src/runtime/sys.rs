@@ -1,0 +1,182 @@
+//! The only unsafe code: sockets options std does not expose, rlimits, signals, fork.
+//! Every block states why it is sound.
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// The raw sockaddr for `addr`, as the kernel wants it.
+fn raw_addr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write(std::ptr::addr_of_mut!(storage).cast::<libc::sockaddr_in>(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write(std::ptr::addr_of_mut!(storage).cast::<libc::sockaddr_in6>(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+fn set_int_opt(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: fd is a socket we own; the option value is a c_int that outlives the call.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            std::ptr::addr_of!(value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Options of a listening socket.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListenOpts {
+    pub reuseport: bool,
+    /// For IPv6 sockets: accept only IPv6 (`v6only`) or both (`v4v6`); None: the system's.
+    pub v6only: Option<bool>,
+    pub backlog: i32,
+}
+
+/// A non-blocking listening TCP socket bound to `addr`.
+pub fn tcp_listener(addr: &SocketAddr, opts: ListenOpts) -> io::Result<std::net::TcpListener> {
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = check(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if opts.reuseport {
+        set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    }
+    if let (Some(v6only), false) = (opts.v6only, addr.is_ipv4()) {
+        set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, i32::from(v6only))?;
+    }
+    let (storage, len) = raw_addr(addr);
+    // SAFETY: storage holds a valid sockaddr of length len for this family.
+    check(unsafe { libc::bind(fd, std::ptr::addr_of!(storage).cast(), len) })?;
+    let backlog = if opts.backlog > 0 { opts.backlog } else { 1024 };
+    // SAFETY: fd is a bound stream socket.
+    check(unsafe { libc::listen(fd, backlog) })?;
+    Ok(std::net::TcpListener::from(owned))
+}
+
+/// The soft and hard limits on open files.
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: lim is a valid, writable rlimit.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
+/// Raises (or sets) the open-file limit, as `ulimit-n` asks.
+pub fn set_nofile_limit(n: u64) -> io::Result<()> {
+    let (_, hard) = nofile_limit()?;
+    let lim = libc::rlimit { rlim_cur: n, rlim_max: hard.max(n) };
+    // SAFETY: lim is a valid rlimit value.
+    check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }).map(|_| ())
+}
+
+/// Signals received, as a bit set; read and cleared by the event loops.
+static PENDING_SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+pub const SIG_SOFT_STOP: usize = 1; // SIGUSR1
+pub const SIG_HARD_STOP: usize = 2; // SIGTERM, SIGINT
+pub const SIG_PAUSE: usize = 4; // SIGTTOU
+pub const SIG_RESUME: usize = 8; // SIGTTIN
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let bit = match sig {
+        libc::SIGUSR1 => SIG_SOFT_STOP,
+        libc::SIGTERM | libc::SIGINT => SIG_HARD_STOP,
+        libc::SIGTTOU => SIG_PAUSE,
+        libc::SIGTTIN => SIG_RESUME,
+        _ => 0,
+    };
+    // An atomic store is async-signal-safe.
+    PENDING_SIGNALS.fetch_or(bit, Ordering::SeqCst);
+}
+
+/// Routes HAProxy's control signals to `take_signals`; SIGPIPE is ignored.
+pub fn install_signal_handlers() -> io::Result<()> {
+    for sig in [libc::SIGUSR1, libc::SIGTERM, libc::SIGINT, libc::SIGTTOU, libc::SIGTTIN] {
+        // SAFETY: on_signal only performs an atomic operation, which is async-signal-safe.
+        if unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) } == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: ignoring SIGPIPE installs no handler code.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The signals received since the last call.
+pub fn take_signals() -> usize {
+    PENDING_SIGNALS.swap(0, Ordering::SeqCst)
+}
+
+/// Detaches into the background as `-D`/`daemon` asks: fork, the parent exits, the child
+/// starts a new session. Returns in the child only.
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: called before any thread is started, so the child is a faithful copy.
+    let pid = check(unsafe { libc::fork() })?;
+    if pid > 0 {
+        std::process::exit(0);
+    }
+    // SAFETY: plain setsid(2) in the child.
+    check(unsafe { libc::setsid() })?;
+    Ok(())
+}
+
+/// Drops privileges after binding, in HAProxy's order: chroot, then gid, then uid.
+pub fn drop_privileges(chroot: Option<&str>, gid: Option<u32>, uid: Option<u32>) -> io::Result<()> {
+    if let Some(dir) = chroot {
+        let c = std::ffi::CString::new(dir).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: c is a valid NUL-terminated path.
+        check(unsafe { libc::chroot(c.as_ptr()) })?;
+        std::env::set_current_dir("/")?;
+    }
+    if let Some(g) = gid {
+        // SAFETY: plain setgroups/setgid calls with valid arguments.
+        check(unsafe { libc::setgroups(0, std::ptr::null()) })?;
+        // SAFETY: as above.
+        check(unsafe { libc::setgid(g) })?;
+    }
+    if let Some(u) = uid {
+        // SAFETY: plain setuid call.
+        check(unsafe { libc::setuid(u) })?;
+    }
+    Ok(())
+}
