@@ -727,7 +727,7 @@ fn nearest(word: &str, candidates: impl Iterator<Item = &'static str>) -> Option
     let mut best: Option<(usize, &'static str)> = None;
     for candidate in candidates {
         let distance = edit_distance(word, candidate);
-        if distance <= allowed && best.map_or(true, |(d, _)| distance < d) {
+        if distance <= allowed && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
     }

@@ -323,7 +323,7 @@ pub struct KeywordInfo {
 
 impl KeywordInfo {
     fn exists_in(&self, v: Version) -> bool {
-        self.since <= v && self.removed.map_or(true, |r| v < r)
+        self.since <= v && self.removed.is_none_or(|r| v < r)
     }
 
     /// The words after the first (`client` for `timeout client`), empty for one-word keywords.
@@ -421,7 +421,7 @@ versioned!(LineOption, BalanceInfo, SampleInfo);
 
 fn lookup_in<'a, T: Versioned>(rows: &'a [T], idx: Option<&Vec<usize>>, v: Version) -> Lookup<'a, T> {
     let rows: Vec<&T> = idx.into_iter().flatten().filter_map(|&i| rows.get(i)).collect();
-    if let Some(r) = rows.iter().find(|r| r.since() <= v && r.removed().map_or(true, |x| v < x)) {
+    if let Some(r) = rows.iter().find(|r| r.since() <= v && r.removed().is_none_or(|x| v < x)) {
         return Lookup::Known(r);
     }
     match rows.iter().filter(|r| r.since() > v).map(|r| r.since()).min() {
@@ -704,7 +704,7 @@ impl Grammar {
 
     /// The section that `word` opens in version `v`, if it is a section keyword there.
     pub fn section(&self, word: &str, v: Version) -> Option<&SectionInfo> {
-        self.sections.iter().find(|s| s.name == word && s.since <= v && s.removed.map_or(true, |r| v < r))
+        self.sections.iter().find(|s| s.name == word && s.since <= v && s.removed.is_none_or(|r| v < r))
     }
 
     /// All section keywords, whatever their versions.
@@ -831,7 +831,7 @@ impl Grammar {
     fn extras<'a>(&'a self, family: &'a str, v: Version) -> impl Iterator<Item = &'static str> + 'a {
         self.extras
             .iter()
-            .filter(move |e| e.family == family && e.since <= v && e.removed.map_or(true, |r| v < r))
+            .filter(move |e| e.family == family && e.since <= v && e.removed.is_none_or(|r| v < r))
             .map(|e| e.word)
     }
 
@@ -884,7 +884,7 @@ impl Grammar {
 }
 
 fn line_option_names(rows: &[LineOption], v: Version) -> impl Iterator<Item = &'static str> + '_ {
-    rows.iter().filter(move |o| o.build.is_none() && o.since <= v && o.removed.map_or(true, |r| v < r)).map(|o| o.name)
+    rows.iter().filter(move |o| o.build.is_none() && o.since <= v && o.removed.is_none_or(|r| v < r)).map(|o| o.name)
 }
 
 /// Fills `{arg1}` in a removal message with the keyword's first argument.
@@ -931,7 +931,7 @@ fn best_match(word: &str, candidates: impl Iterator<Item = &'static str>) -> Opt
     let mut best: Option<(usize, &'static str)> = None;
     for c in candidates {
         let d = distance(&fp, &fingerprint(c));
-        if best.map_or(true, |(bd, _)| d < bd) {
+        if best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, c));
         }
     }

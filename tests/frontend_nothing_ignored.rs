@@ -116,7 +116,7 @@ fn fill(items: &[ShapeItem], out: &mut Vec<&'static str>) {
 }
 
 fn exists_in(k: &KeywordInfo, v: Version) -> bool {
-    k.since <= v && k.removed.map_or(true, |r| v < r)
+    k.since <= v && k.removed.is_none_or(|r| v < r)
 }
 
 #[derive(Debug, PartialEq)]

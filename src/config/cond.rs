@@ -911,7 +911,7 @@ impl CondStack {
 
     /// True when lines at this point are live (all enclosing branches taken).
     pub fn active(&self) -> bool {
-        self.levels.last().map_or(true, |(b, _)| b.live())
+        self.levels.last().is_none_or(|(b, _)| b.live())
     }
 
     /// Line of the innermost open `.if`, if any (for hints).

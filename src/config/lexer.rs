@@ -878,12 +878,12 @@ mod tests {
         // A last line of exactly 2047 or 4095 bytes is silently dropped by 2.6.
         for n in [2047, 4095] {
             let mut f = b".notice a\n".to_vec();
-            f.extend(std::iter::repeat(b'y').take(n));
+            f.extend(std::iter::repeat_n(b'y', n));
             let (ls, err) = lines(&f);
             assert_eq!((ls.len(), err), (1, None), "{n}");
         }
         let mut f = b".notice a\n".to_vec();
-        f.extend(std::iter::repeat(b'y').take(2048));
+        f.extend(std::iter::repeat_n(b'y', 2048));
         assert_eq!(lines(&f).1.unwrap().pos, 2049);
         assert_eq!(lines(b"").0.len(), 0);
     }
@@ -923,7 +923,7 @@ mod tests {
         assert_eq!(err.unwrap().message(), "Stray NUL character at position 1.");
         // A NUL line longer than the buffer reads on as a new chunk: Stray NUL.
         let mut f = b".notice a\n.notice b\0".to_vec();
-        f.extend(std::iter::repeat(b'y').take(3000));
+        f.extend(std::iter::repeat_n(b'y', 3000));
         f.push(b'\n');
         assert_eq!(lines(&f).1.unwrap().message(), "Stray NUL character at position 10.");
         // split_line itself stops at a NUL too.
