@@ -134,29 +134,42 @@ fn run(opts: &cli::Options) -> i32 {
         daemon: opts.daemon || g.daemon,
         pidfile: opts.pidfile.clone().or_else(|| g.pidfile.as_ref().map(std::path::PathBuf::from)),
     };
-    let running = match runtime::start(&loaded.config, Box::new(|_end| {})) {
-        Ok(r) => r,
+    let prepared = match runtime::prepare(&loaded.config, Box::new(|_end| {})) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("[ALERT]    ({pid}) : {e}");
             return 1;
         }
     };
+    // Listeners are bound: now the privileges can go, then the terminal.
+    if let Err(e) = runtime::sys::drop_privileges(g.chroot.as_deref(), g.gid, g.uid) {
+        eprintln!("[ALERT]    ({pid}) : cannot drop privileges: {e}");
+        return 1;
+    }
     if run_opts.debug {
         eprintln!("Available polling systems :\n      epoll : pref=300,  test result OK\nTotal: 1 (1 usable), will use epoll.\n");
         eprintln!("Using epoll() as the polling mechanism.");
     }
     if run_opts.daemon && !run_opts.foreground {
-        eprintln!("[ALERT]    ({pid}) : daemon mode is not available yet; use -db to stay in the foreground.");
-        running.stop(true);
-        let _ = running.join();
-        return 1;
+        if let Err(e) = runtime::sys::daemonize() {
+            eprintln!("[ALERT]    ({pid}) : cannot go to the background: {e}");
+            return 1;
+        }
     }
     if let Some(path) = &run_opts.pidfile {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
             eprintln!("[ALERT]    ({pid}) : Cannot create pidfile {} : {e}", path.display());
         }
     }
-    match runtime::supervise(running) {
+    let running = match prepared.launch() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("[ALERT]    ({pid}) : {e}");
+            return 1;
+        }
+    };
+    let hard_stop_after = g.hard_stop_after_ms.map(std::time::Duration::from_millis);
+    match runtime::supervise(running, hard_stop_after) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("[ALERT]    ({pid}) : {e}");

@@ -240,6 +240,10 @@ impl Builder {
             "pidfile" => g.pidfile = Some(arg.to_string()),
             "chroot" => g.chroot = Some(arg.to_string()),
             "ulimit-n" => g.ulimit_n = Some(u64::from(atoi(arg))),
+            "hard-stop-after" => match super::units::parse_time(arg, super::units::TimeUnit::Ms) {
+                Ok(t) => g.hard_stop_after_ms = Some(t.millis()),
+                Err(e) => out.alert_at(stmt, 1, super::units::arg_time_error(kw, arg, &e)),
+            },
             "crt-base" => g.crt_base = Some(arg.to_string()),
             "ca-base" => g.ca_base = Some(arg.to_string()),
             "log" => match super::logs::check_log_line(stmt, true, negated) {

@@ -147,6 +147,9 @@ pub struct Proxy {
     pub default_backend: Option<(String, Span)>,
     pub use_backends: Vec<(String, Span)>,
     pub balance: Option<Vec<String>>,
+    /// `hash-type` words and `hash-balance-factor`.
+    pub hash_type: Vec<String>,
+    pub hash_balance_factor: Option<u32>,
     pub timeouts: Timeouts,
     pub maxconn: Option<u32>,
     pub fullconn: Option<u32>,
@@ -180,6 +183,8 @@ impl Proxy {
             default_backend: None,
             use_backends: Vec::new(),
             balance: None,
+            hash_type: Vec::new(),
+            hash_balance_factor: None,
             timeouts: Timeouts::default(),
             maxconn: None,
             fullconn: None,
@@ -575,6 +580,16 @@ impl Builder {
                 }
                 if let Some(p) = self.proxy_mut(r) {
                     p.balance = Some(stmt.args().iter().map(|w| w.text.clone()).collect());
+                }
+            }
+            "hash-type" => {
+                if let Some(p) = self.proxy_mut(r) {
+                    p.hash_type = stmt.args().iter().map(|w| w.text.clone()).collect();
+                }
+            }
+            "hash-balance-factor" => {
+                if let Some(p) = self.proxy_mut(r) {
+                    p.hash_balance_factor = u32::try_from(units::atoi(&arg)).ok();
                 }
             }
             "default_backend" => {

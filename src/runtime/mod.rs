@@ -58,10 +58,48 @@ impl Running {
     }
 }
 
-/// Binds every listener on every thread, then starts the loops. Binding happens before
-/// returning, so a failure leaves nothing running.
-pub fn start(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send + Sync>) -> Result<Running, String> {
-    let plan = plan::build(config)?;
+/// A proxy whose sockets are bound but whose loops do not run yet: the place to drop
+/// privileges and to go to the background, as HAProxy does after binding.
+pub struct Prepared {
+    shared: Arc<reactor::Shared>,
+    workers: Vec<reactor::Worker>,
+}
+
+/// The file-descriptor budget: applies `ulimit-n`, or raises the soft limit to fit
+/// `maxconn`; without `maxconn`, derives it from the limit as HAProxy does (two sockets
+/// per session, a reserve for listeners and the rest).
+fn fd_budget(config: &Config, listeners: usize) -> Result<u32, String> {
+    const RESERVE: u64 = 20;
+    let g = &config.global;
+    if let Some(n) = g.ulimit_n.filter(|&n| n > 0) {
+        sys::set_nofile_limit(n).map_err(|e| format!("[ALERT] cannot set the file descriptor limit to {n}: {e}"))?;
+    }
+    let (soft, hard) = sys::nofile_limit().map_err(|e| e.to_string())?;
+    let overhead = RESERVE + listeners as u64;
+    match g.maxconn {
+        Some(m) => {
+            let need = u64::from(m) * 2 + overhead;
+            if need > soft && g.ulimit_n.is_none() {
+                // Best effort, as HAProxy: it warns later if the limit is too low.
+                let _ = sys::set_nofile_limit(need.min(hard));
+            }
+            Ok(m)
+        }
+        None => {
+            if g.ulimit_n.is_none() && hard > soft {
+                let _ = sys::set_nofile_limit(hard);
+            }
+            let (soft, _) = sys::nofile_limit().map_err(|e| e.to_string())?;
+            Ok(u32::try_from(soft.saturating_sub(overhead) / 2).unwrap_or(u32::MAX).max(1))
+        }
+    }
+}
+
+/// Binds every listener on every thread. A failure leaves nothing bound.
+pub fn prepare(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send + Sync>) -> Result<Prepared, String> {
+    let mut plan = plan::build(config)?;
+    let listeners: usize = plan.frontends.iter().map(|f| f.binds.len()).sum::<usize>() * plan.nbthread;
+    plan.maxconn = fd_budget(config, listeners)?;
     let nbthread = plan.nbthread;
     let feconn = plan.frontends.iter().map(|_| AtomicU32::new(0)).collect();
     let shared = Arc::new(reactor::Shared {
@@ -77,20 +115,40 @@ pub fn start(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send + 
     for _ in 0..nbthread {
         workers.push(reactor::Worker::new(shared.clone()).map_err(|e| e.to_string())?);
     }
-    let addrs = workers.first().map(|w| w.local_addrs()).unwrap_or_default();
-    let wakers = workers.iter().map(|w| w.waker()).collect();
-    let threads = workers
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut w)| std::thread::Builder::new().name(format!("hapx-{i}")).spawn(move || w.run()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    Ok(Running { shared, threads, wakers, addrs })
+    Ok(Prepared { shared, workers })
+}
+
+impl Prepared {
+    /// The bound addresses (every thread binds the same ones).
+    pub fn addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.workers.first().map(|w| w.local_addrs()).unwrap_or_default()
+    }
+
+    /// Starts one thread per event loop.
+    pub fn launch(self) -> Result<Running, String> {
+        let addrs = self.addrs();
+        let wakers = self.workers.iter().map(|w| w.waker()).collect();
+        let threads = self
+            .workers
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut w)| std::thread::Builder::new().name(format!("hapx-{i}")).spawn(move || w.run()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        Ok(Running { shared: self.shared, threads, wakers, addrs })
+    }
+}
+
+/// Binds and starts at once (tests and embedders).
+pub fn start(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send + Sync>) -> Result<Running, String> {
+    prepare(config, on_end)?.launch()
 }
 
 /// Waits for HAProxy's control signals and acts on them until the threads end.
-pub fn supervise(running: Running) -> std::io::Result<()> {
+/// `hard_stop_after` bounds how long a soft stop may wait for sessions.
+pub fn supervise(running: Running, hard_stop_after: Option<Duration>) -> std::io::Result<()> {
     sys::install_signal_handlers()?;
+    let mut soft_since: Option<std::time::Instant> = None;
     loop {
         let signals = sys::take_signals();
         if signals & sys::SIG_HARD_STOP != 0 {
@@ -98,6 +156,12 @@ pub fn supervise(running: Running) -> std::io::Result<()> {
         }
         if signals & sys::SIG_SOFT_STOP != 0 {
             running.stop(false);
+            soft_since.get_or_insert_with(std::time::Instant::now);
+        }
+        if let (Some(since), Some(limit)) = (soft_since, hard_stop_after) {
+            if since.elapsed() >= limit {
+                running.stop(true);
+            }
         }
         if signals & sys::SIG_PAUSE != 0 {
             running.shared.paused.store(true, Ordering::Release);

@@ -130,8 +130,8 @@ fn backend_state(p: &Proxy) -> Result<BackendState, String> {
     }
     let spec = BalanceSpec {
         algorithm: p.balance.clone().unwrap_or_default(),
-        hash_type: Vec::new(),
-        hash_balance_factor: None,
+        hash_type: p.hash_type.clone(),
+        hash_balance_factor: p.hash_balance_factor,
         allbackups: p.options.contains("allbackups"),
     };
     let balancer = balance::build(&spec)?;
