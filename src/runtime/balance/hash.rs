@@ -107,6 +107,21 @@ mod tests {
     }
 
     #[test]
+    fn hash_src_places_clients_as_haproxy_does() {
+        // Observed from HAProxy 2.6: clients 127.0.0.1 to .40, weights 1, 1, 1, 2.
+        let run = |hash_type: &[&str]| {
+            let servers = farm(&[1, 1, 1, 2]);
+            let mut b = hash("src", hash_type, None);
+            (1..=40u8)
+                .filter_map(|n| b.pick(&servers, &conn([127, 0, 0, n], 1, 1)))
+                .map(|i| (b'A' + i as u8) as char)
+                .collect::<String>()
+        };
+        assert_eq!(run(&["map-based", "wt6"]), "DAADCABDDDDDADACCAADCDABBAAABDACCBBCDBDC");
+        assert_eq!(run(&["consistent", "djb2"]), "B".repeat(40));
+    }
+
+    #[test]
     fn hash_src_is_sdbm_of_the_address_bytes_modulo_weight() {
         let servers = farm(&[1, 1, 1]);
         let mut b = hash("src", &[], None);

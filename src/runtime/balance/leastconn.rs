@@ -122,6 +122,19 @@ mod tests {
     }
 
     #[test]
+    fn leastconn_orders_held_sessions_as_haproxy_does() {
+        // Observed from HAProxy 2.6: 15 sessions opened one after the other and held.
+        let run = |weights: &[u32]| {
+            let servers = farm(weights);
+            let got = open_sessions(&mut LeastConn::new(false), &servers, 15);
+            got.iter().map(|&i| (b'A' + i as u8) as char).collect::<String>()
+        };
+        assert_eq!(run(&[2, 1]), "ABAABAABAABAABA");
+        assert_eq!(run(&[1, 1, 1]), "ABCABCABCABCABC");
+        assert_eq!(run(&[10, 1]), "ABAAAAAAAAAAAAA");
+    }
+
+    #[test]
     fn leastconn_rotates_among_equal_servers() {
         // No session stays open: every key stays equal, so the servers take turns.
         let servers = farm(&[1, 1, 1]);

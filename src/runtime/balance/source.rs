@@ -67,6 +67,22 @@ mod tests {
         IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))
     }
 
+    /// Servers picked for clients 127.0.0.1 to 127.0.0.40 over weights 1, 1, 1, 2, as letters.
+    fn loopback_clients(b: &mut dyn Balancer) -> String {
+        let servers = farm(&[1, 1, 1, 2]);
+        (1..=40u8)
+            .filter_map(|n| b.pick(&servers, &from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))))
+            .map(|i| (b'A' + i as u8) as char)
+            .collect()
+    }
+
+    #[test]
+    fn source_places_clients_as_haproxy_does() {
+        // Observed from HAProxy 2.6 with the same servers and client addresses.
+        assert_eq!(loopback_clients(source(&["map-based"]).as_mut()), "CDABDCDABDCDABDCDABDCDABDCDABDCDABDCDABD");
+        assert_eq!(loopback_clients(source(&["consistent"]).as_mut()), "DDDADACADDBDDCDAADADADBDAAADDABDDCDDADDD");
+    }
+
     #[test]
     fn source_is_stable_per_address() {
         for ht in [&[][..], &["consistent"]] {

@@ -43,6 +43,16 @@ mod tests {
     }
 
     #[test]
+    fn static_rr_orders_as_haproxy_does() {
+        // Sequences observed from HAProxy 2.6 with `balance static-rr` over these weights.
+        let name = |v: Vec<usize>| v.iter().map(|&i| (b'A' + i as u8) as char).collect::<String>();
+        let mut b = StaticRr::new(false);
+        assert_eq!(name(picks(&mut b, &farm(&[5, 3, 1]), 18)), "AABABABACAABABABAC");
+        let mut b = StaticRr::new(false);
+        assert_eq!(name(picks(&mut b, &farm(&[2, 1, 1]), 18)), "AABCAABCAABCAABCAA");
+    }
+
+    #[test]
     fn static_rr_totals_follow_weights() {
         let servers = farm(&[2, 1, 1]);
         let mut b = StaticRr::new(false);
