@@ -24,7 +24,7 @@ mod source;
 mod static_rr;
 
 pub use first::First;
-pub use hash::{Fetch, HashExpr};
+pub use hash::{Fetch, Hash, HashExpr};
 pub use hashfn::{HashFunc, HashMethod, HashType};
 pub use leastconn::LeastConn;
 pub use random::Random;
@@ -89,7 +89,7 @@ pub fn build(spec: &BalanceSpec) -> Result<Box<dyn Balancer>, String> {
         "first" => no_args(Box::new(First::new(ab))),
         "source" => no_args(Box::new(Source::new(hash_type, factor, ab))),
         "hash" => match args {
-            [expr] => Ok(Box::new(hash::Hash::new(HashExpr::parse(expr)?, hash_type, factor, ab))),
+            [expr] => Ok(Box::new(Hash::new(HashExpr::parse(expr)?, hash_type, factor, ab))),
             [] => Err("balance hash requires a sample expression".to_string()),
             [_, extra, ..] => Err(format!("balance hash: unexpected argument '{extra}'")),
         },

@@ -25,8 +25,8 @@ fn address_hash(addr: IpAddr, kind: &HashType) -> u32 {
     let h = match addr {
         IpAddr::V4(a) => u32::from(a),
         IpAddr::V6(a) => {
-            let o = a.octets();
-            o.chunks_exact(4).fold(0, |h, w| h ^ u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+            let v = u128::from(a);
+            (v >> 96) as u32 ^ (v >> 64) as u32 ^ (v >> 32) as u32 ^ v as u32
         }
     };
     kind.finish(h)
