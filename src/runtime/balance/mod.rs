@@ -1,8 +1,36 @@
 //! Server selection: one file per algorithm, behind one trait.
+//!
+//! Every algorithm first narrows the backend to its candidate tier ([`candidates`]): the
+//! eligible active servers, or, when none is eligible, the backups (the first one, or all of
+//! them with `option allbackups`). Inside the tier, servers at maxconn are skipped (their
+//! `usable()` is false); when every server of the tier is full, `pick` returns None and the
+//! caller queues, as HAProxy does (a full active farm does not spill onto backups).
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::state::ServerState;
+
+mod chash;
+mod first;
+mod hash;
+mod hashfn;
+mod leastconn;
+mod lookup;
+mod map;
+mod random;
+mod roundrobin;
+mod source;
+mod static_rr;
+
+pub use first::First;
+pub use hash::{Fetch, Hash, HashExpr};
+pub use hashfn::{HashFunc, HashMethod, HashType};
+pub use leastconn::LeastConn;
+pub use random::Random;
+pub use roundrobin::RoundRobin;
+pub use source::Source;
+pub use static_rr::StaticRr;
 
 /// What a pick may depend on.
 #[derive(Clone, Copy, Debug, Default)]
@@ -23,30 +51,338 @@ pub trait Balancer: Send {
     fn pick(&mut self, servers: &[Arc<ServerState>], ctx: &PickCtx) -> Option<usize>;
 }
 
-// TEMPORARY until the balance helper's algorithms land: one round-robin, so the event loop
-// can be built and tested meanwhile. Replaced on merge.
+/// The balancing directives of one backend, as the configuration words gave them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BalanceSpec {
+    /// The words after `balance` (`["hash", "src"]`, `["random(3)"]`); empty: roundrobin.
     pub algorithm: Vec<String>,
+    /// The words after `hash-type` (`["consistent", "djb2", "avalanche"]`); empty: map-based.
     pub hash_type: Vec<String>,
+    /// `hash-balance-factor`; None or Some(0): no load bound.
     pub hash_balance_factor: Option<u32>,
+    /// `option allbackups`.
     pub allbackups: bool,
 }
 
-struct RoundRobin(usize);
-
-impl Balancer for RoundRobin {
-    fn pick(&mut self, servers: &[Arc<ServerState>], _ctx: &PickCtx) -> Option<usize> {
-        for k in 0..servers.len() {
-            let i = (self.0 + k) % servers.len();
-            if servers.get(i).is_some_and(|s| s.usable()) {
-                self.0 = i + 1;
-                return Some(i);
-            }
+/// Builds the balancer a backend's directives describe. The words were already checked by the
+/// config front end; errors here name what the runtime does not implement.
+pub fn build(spec: &BalanceSpec) -> Result<Box<dyn Balancer>, String> {
+    let words = strip_keyword(&spec.algorithm, "balance");
+    let hash_type = HashType::parse(strip_keyword(&spec.hash_type, "hash-type"))?;
+    let factor = spec.hash_balance_factor.filter(|f| *f > 0);
+    let ab = spec.allbackups;
+    let (name, args) = match words.split_first() {
+        Some((name, args)) => (name.as_str(), args),
+        None => return Ok(Box::new(RoundRobin::new(ab))),
+    };
+    let no_args = |b: Box<dyn Balancer>| {
+        if let Some(extra) = args.first() {
+            Err(format!("balance {name}: unexpected argument '{extra}'"))
+        } else {
+            Ok(b)
         }
-        None
+    };
+    match name {
+        "roundrobin" => no_args(Box::new(RoundRobin::new(ab))),
+        "static-rr" => no_args(Box::new(StaticRr::new(ab))),
+        "leastconn" => no_args(Box::new(LeastConn::new(ab))),
+        "first" => no_args(Box::new(First::new(ab))),
+        "source" => no_args(Box::new(Source::new(hash_type, factor, ab))),
+        "hash" => match args {
+            [expr] => Ok(Box::new(Hash::new(HashExpr::parse(expr)?, hash_type, factor, ab))),
+            [] => Err("balance hash requires a sample expression".to_string()),
+            [_, extra, ..] => Err(format!("balance hash: unexpected argument '{extra}'")),
+        },
+        _ if name.starts_with("random") => {
+            let draws = random::parse_draws(name)?;
+            no_args(Box::new(Random::new(draws, factor, ab)))
+        }
+        _ => Err(format!("balance {name}: not supported by the TCP runtime")),
     }
 }
 
-pub fn build(_spec: &BalanceSpec) -> Result<Box<dyn Balancer>, String> {
-    Ok(Box::new(RoundRobin(0)))
+/// Drops a leading directive name, so callers may pass the words with or without it.
+fn strip_keyword<'a>(words: &'a [String], keyword: &str) -> &'a [String] {
+    match words.split_first() {
+        Some((first, rest)) if first == keyword => rest,
+        _ => words,
+    }
+}
+
+/// Fills `out` with the positions of the servers an algorithm may choose from now, in
+/// declaration order: every eligible (up, not in maintenance, weight > 0) active server; when
+/// there is none, the first eligible backup, or every eligible backup with `allbackups`. Full
+/// servers stay in the set (they keep their place in maps and rings); callers test `usable()`.
+/// O(servers).
+pub fn candidates(servers: &[Arc<ServerState>], allbackups: bool, out: &mut Vec<usize>) {
+    out.clear();
+    out.extend(servers.iter().enumerate().filter(|(_, s)| !s.backup && s.eligible()).map(|(i, _)| i));
+    if !out.is_empty() {
+        return;
+    }
+    let backups = servers.iter().enumerate().filter(|(_, s)| s.backup && s.eligible()).map(|(i, _)| i);
+    if allbackups {
+        out.extend(backups);
+    } else {
+        out.extend(backups.take(1));
+    }
+}
+
+/// Whether the server at `i` may take a session now.
+fn usable_at(servers: &[Arc<ServerState>], i: usize) -> bool {
+    servers.get(i).is_some_and(|s| s.usable())
+}
+
+/// The server's weight, or 0 when `i` is out of range.
+fn weight_at(servers: &[Arc<ServerState>], i: usize) -> u32 {
+    servers.get(i).map_or(0, |s| s.weight)
+}
+
+/// Sessions the server holds now.
+fn cur_at(servers: &[Arc<ServerState>], i: usize) -> u32 {
+    servers.get(i).map_or(0, |s| s.cur.load(Ordering::Acquire))
+}
+
+/// The (position, weight) list a map or ring is built from; a change in it means a rebuild.
+fn signature(servers: &[Arc<ServerState>], cands: &[usize], out: &mut Vec<(usize, u32)>) {
+    out.clear();
+    out.extend(cands.iter().map(|&i| (i, weight_at(servers, i))));
+}
+
+/// HAProxy scales configured weights by 16 internally; shares are rounded at that scale.
+const WEIGHT_SCALE: u64 = 16;
+
+/// Bounded-load consistent hashing (`hash-balance-factor`): the sessions of the whole backend
+/// plus the one being placed, times factor %, rounded up, are shared among the tier's servers
+/// in proportion to their weights (the remainder spread by cumulative weight, so the shares
+/// add up exactly); a server may take one more session while it holds fewer than its share,
+/// and every server's share is at least 1.
+#[derive(Clone, Copy, Debug)]
+struct LoadBound {
+    tot_slots: u64,
+    tot_weight: u64,
+}
+
+impl LoadBound {
+    /// O(servers): sums the backend's sessions and the tier's weights.
+    fn new(servers: &[Arc<ServerState>], cands: &[usize], factor: u32) -> LoadBound {
+        let served: u64 = servers.iter().map(|s| u64::from(s.cur.load(Ordering::Acquire))).sum();
+        let tot_slots = ((served + 1) * u64::from(factor)).div_ceil(100);
+        let tot_weight = cands.iter().map(|&i| u64::from(weight_at(servers, i))).sum::<u64>() * WEIGHT_SCALE;
+        LoadBound { tot_slots, tot_weight }
+    }
+
+    /// Whether a server of weight `w`, preceded in the tier by `cumulative` weight and holding
+    /// `cur` sessions, may take one more.
+    fn allows(&self, cur: u32, w: u32, cumulative: u64) -> bool {
+        if self.tot_weight == 0 {
+            return true;
+        }
+        let (w, cumulative) = (u64::from(w) * WEIGHT_SCALE, cumulative * WEIGHT_SCALE);
+        let per_weight = self.tot_slots / self.tot_weight;
+        let rem = self.tot_slots % self.tot_weight;
+        let share = w * per_weight + ((cumulative + w) * rem) / self.tot_weight - (cumulative * rem) / self.tot_weight;
+        u64::from(cur) < share.max(1)
+    }
+}
+
+/// Weight of the tier's servers declared before each candidate, for [`LoadBound::allows`].
+fn cumulative_weights(servers: &[Arc<ServerState>], cands: &[usize], out: &mut Vec<u64>) {
+    out.clear();
+    let mut sum = 0u64;
+    for &i in cands {
+        out.push(sum);
+        sum += u64::from(weight_at(servers, i));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use super::{Balancer, PickCtx};
+    use crate::runtime::state::ServerState;
+
+    pub fn server(index: usize, weight: u32, backup: bool, maxconn: u32) -> Arc<ServerState> {
+        let name = format!("s{}", index + 1);
+        Arc::new(ServerState {
+            index,
+            full_name: format!("be/{name}"),
+            name,
+            addr: SocketAddr::from(([127, 0, 0, 1], 8000 + index as u16)),
+            weight,
+            backup,
+            maxconn,
+            maxqueue: 0,
+            minconn: 0,
+            cur: AtomicU32::new(0),
+            queued: AtomicU32::new(0),
+            up: AtomicBool::new(true),
+            maintenance: AtomicBool::new(false),
+            total: AtomicU64::new(0),
+        })
+    }
+
+    /// Active servers with these weights, no maxconn.
+    pub fn farm(weights: &[u32]) -> Vec<Arc<ServerState>> {
+        weights.iter().enumerate().map(|(i, &w)| server(i, w, false, 0)).collect()
+    }
+
+    pub fn down(s: &ServerState) {
+        s.up.store(false, Ordering::Release);
+    }
+
+    /// Picks `n` times; each pick opens a session that stays open. Returns the picks.
+    pub fn open_sessions(b: &mut dyn Balancer, servers: &[Arc<ServerState>], n: usize) -> Vec<usize> {
+        let ctx = PickCtx::default();
+        let mut picks = Vec::with_capacity(n);
+        for _ in 0..n {
+            if let Some(i) = b.pick(servers, &ctx) {
+                if let Some(s) = servers.get(i) {
+                    s.cur.fetch_add(1, Ordering::AcqRel);
+                    s.total.fetch_add(1, Ordering::AcqRel);
+                }
+                picks.push(i);
+            }
+        }
+        picks
+    }
+
+    /// Picks `n` times without any session staying open.
+    pub fn picks(b: &mut dyn Balancer, servers: &[Arc<ServerState>], n: usize) -> Vec<usize> {
+        let ctx = PickCtx::default();
+        (0..n).filter_map(|_| b.pick(servers, &ctx)).collect()
+    }
+
+    pub fn counts(picks: &[usize], n: usize) -> Vec<usize> {
+        let mut c = vec![0; n];
+        for &p in picks {
+            if let Some(slot) = c.get_mut(p) {
+                *slot += 1;
+            }
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    fn spec(algo: &[&str], hash_type: &[&str]) -> BalanceSpec {
+        BalanceSpec {
+            algorithm: algo.iter().map(|w| w.to_string()).collect(),
+            hash_type: hash_type.iter().map(|w| w.to_string()).collect(),
+            hash_balance_factor: None,
+            allbackups: false,
+        }
+    }
+
+    #[test]
+    fn build_accepts_every_tcp_algorithm() {
+        for algo in [
+            &["roundrobin"][..],
+            &["static-rr"],
+            &["leastconn"],
+            &["first"],
+            &["source"],
+            &["random"],
+            &["random(3)"],
+            &["hash", "src"],
+            &["hash", "dst_port"],
+            &["balance", "leastconn"],
+        ] {
+            for ht in [&[][..], &["consistent"], &["map-based", "crc32", "avalanche"], &["hash-type", "consistent"]] {
+                assert!(build(&spec(algo, ht)).is_ok(), "{algo:?} {ht:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn build_defaults_to_roundrobin() {
+        let servers = farm(&[3, 1]);
+        let mut b = build(&BalanceSpec::default()).unwrap();
+        assert_eq!(picks(b.as_mut(), &servers, 4), vec![0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn build_rejects_what_the_runtime_cannot_do() {
+        assert!(build(&spec(&["uri"], &[])).is_err());
+        assert!(build(&spec(&["hash"], &[])).is_err());
+        assert!(build(&spec(&["hash", "req.cookie(x)"], &[])).is_err());
+        assert!(build(&spec(&["random(0)"], &[])).is_err());
+        assert!(build(&spec(&["leastconn", "x"], &[])).is_err());
+        assert!(build(&spec(&["source"], &["ring"])).is_err());
+        assert!(build(&spec(&["source"], &["consistent", "md5"])).is_err());
+    }
+
+    #[test]
+    fn candidates_are_the_active_servers_when_one_is_up() {
+        let mut servers = farm(&[1, 1]);
+        servers.push(server(2, 1, true, 0));
+        let mut out = Vec::new();
+        candidates(&servers, false, &mut out);
+        assert_eq!(out, vec![0, 1]);
+        down(&servers[0]);
+        candidates(&servers, false, &mut out);
+        assert_eq!(out, vec![1]);
+    }
+
+    #[test]
+    fn candidates_fall_back_to_the_first_eligible_backup() {
+        let servers = vec![server(0, 1, false, 0), server(1, 1, true, 0), server(2, 1, true, 0)];
+        down(&servers[0]);
+        let mut out = Vec::new();
+        candidates(&servers, false, &mut out);
+        assert_eq!(out, vec![1]);
+        down(&servers[1]);
+        candidates(&servers, false, &mut out);
+        assert_eq!(out, vec![2]);
+    }
+
+    #[test]
+    fn candidates_take_every_backup_with_allbackups() {
+        let servers = vec![server(0, 1, false, 0), server(1, 1, true, 0), server(2, 1, true, 0)];
+        down(&servers[0]);
+        let mut out = Vec::new();
+        candidates(&servers, true, &mut out);
+        assert_eq!(out, vec![1, 2]);
+    }
+
+    #[test]
+    fn candidates_never_hold_down_maintenance_or_weightless_servers() {
+        let servers = farm(&[1, 1, 0, 1]);
+        down(&servers[0]);
+        servers[1].maintenance.store(true, Ordering::Release);
+        let mut out = Vec::new();
+        candidates(&servers, false, &mut out);
+        assert_eq!(out, vec![3]);
+    }
+
+    #[test]
+    fn full_actives_do_not_spill_onto_backups() {
+        let servers = vec![server(0, 1, false, 1), server(1, 1, true, 0)];
+        servers[0].cur.store(1, Ordering::Release);
+        let mut out = Vec::new();
+        candidates(&servers, false, &mut out);
+        assert_eq!(out, vec![0]);
+        let mut b = build(&spec(&["roundrobin"], &[])).unwrap();
+        assert_eq!(b.pick(&servers, &PickCtx::default()), None);
+    }
+
+    #[test]
+    fn load_bound_shares_slots_by_weight() {
+        // 9 sessions open + 1 new, factor 150: 15 slots over weights 1+2 → shares 5 and 10.
+        let servers = farm(&[1, 2]);
+        servers[0].cur.store(4, Ordering::Release);
+        servers[1].cur.store(5, Ordering::Release);
+        let b = LoadBound::new(&servers, &[0, 1], 150);
+        assert!(b.allows(4, 1, 0));
+        assert!(!b.allows(5, 1, 0));
+        assert!(b.allows(9, 2, 1));
+        assert!(!b.allows(10, 2, 1));
+    }
 }
