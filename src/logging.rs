@@ -22,8 +22,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// HAProxy's `option tcplog` format (default_tcp_log_format in 2.6).
-pub const TCP_LOG_FORMAT: &str =
-    "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
+pub const TCP_LOG_FORMAT: &str = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
 
 /// Default `len` of a log target: longer lines are truncated.
 pub const DEFAULT_MAX_LEN: usize = 1024;
@@ -32,14 +31,11 @@ pub const DEFAULT_MAX_LEN: usize = 1024;
 pub const SYSLOG_PORT: u16 = 514;
 
 const FACILITIES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
-    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
-    "local5", "local6", "local7",
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2", "ftp", "ntp", "audit",
+    "alert", "cron2", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
 ];
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// Syslog severities, most severe first (their numeric value is the syslog level).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -87,10 +83,7 @@ impl Severity {
 
 /// The facility number (0..=23) of a name such as `local0`.
 pub fn facility_from_name(name: &str) -> Option<u8> {
-    FACILITIES
-        .iter()
-        .position(|f| *f == name)
-        .and_then(|p| u8::try_from(p).ok())
+    FACILITIES.iter().position(|f| *f == name).and_then(|p| u8::try_from(p).ok())
 }
 
 /// The header layouts of `log ... format <name>`.
@@ -174,9 +167,7 @@ pub fn parse_log_target(words: &[String]) -> Result<LogTarget, String> {
         let arg = word(cur + 1);
         let len = atoi(arg);
         if !(80..=65535).contains(&len) {
-            return Err(format!(
-                "invalid log length '{arg}', must be between 80 and 65535"
-            ));
+            return Err(format!("invalid log length '{arg}', must be between 80 and 65535"));
         }
         maxlen = usize::try_from(len).unwrap_or(DEFAULT_MAX_LEN);
         cur += 2;
@@ -184,9 +175,7 @@ pub fn parse_log_target(words: &[String]) -> Result<LogTarget, String> {
     let mut format = None;
     if word(cur) == "format" {
         let arg = word(cur + 1);
-        format = Some(
-            SyslogFormat::from_name(arg).ok_or_else(|| format!("unknown log format '{arg}'"))?,
-        );
+        format = Some(SyslogFormat::from_name(arg).ok_or_else(|| format!("unknown log format '{arg}'"))?);
         cur += 2;
     }
     let mut sample = None;
@@ -194,13 +183,11 @@ pub fn parse_log_target(words: &[String]) -> Result<LogTarget, String> {
         sample = Some(parse_sample(word(cur + 1))?);
         cur += 2;
     }
-    let facility = facility_from_name(word(cur))
-        .ok_or_else(|| format!("unknown log facility '{}'", word(cur)))?;
+    let facility = facility_from_name(word(cur)).ok_or_else(|| format!("unknown log facility '{}'", word(cur)))?;
     cur += 1;
     let mut level = Severity::Debug;
     if !word(cur).is_empty() {
-        level = Severity::from_name(word(cur))
-            .ok_or_else(|| format!("unknown optional log level '{}'", word(cur)))?;
+        level = Severity::from_name(word(cur)).ok_or_else(|| format!("unknown optional log level '{}'", word(cur)))?;
         cur += 1;
     }
     let mut minlevel = Severity::Emerg;
@@ -213,15 +200,7 @@ pub fn parse_log_target(words: &[String]) -> Result<LogTarget, String> {
         return Err(format!("cannot handle unexpected argument '{}'", word(cur)));
     }
     let sink = parse_sink(address)?;
-    Ok(LogTarget {
-        sink,
-        maxlen,
-        format,
-        sample,
-        facility,
-        level,
-        minlevel,
-    })
+    Ok(LogTarget { sink, maxlen, format, sample, facility, level, minlevel })
 }
 
 /// C's atoi: leading blanks, optional sign, digits, stop at the first other character.
@@ -277,10 +256,7 @@ fn parse_sample(arg: &str) -> Result<LogSample, String> {
             }
             None => (low, after),
         };
-        if ranges
-            .iter()
-            .any(|&(l, h)| (low >= l && low <= h) || (high >= l && high <= h))
-        {
+        if ranges.iter().any(|&(l, h)| (low >= l && low <= h) || (high >= l && high <= h)) {
             return Err("ranges are overlapping".to_string());
         }
         ranges.push((low, high));
@@ -292,9 +268,7 @@ fn parse_sample(arg: &str) -> Result<LogSample, String> {
     let highest = ranges.iter().map(|r| r.1).max().unwrap_or(0);
     let (size, after) = read_uint(size_text);
     if size == 0 || !after.is_empty() {
-        return Err(format!(
-            "wrong sample size '{size_text}' for sample range '{ranges_text}'"
-        ));
+        return Err(format!("wrong sample size '{size_text}' for sample range '{ranges_text}'"));
     }
     if size < highest {
         return Err(format!(
@@ -325,20 +299,14 @@ fn parse_sink(address: &str) -> Result<LogSink, String> {
         None | Some("udp") | Some("udp4") | Some("udp6") | Some("ipv4") | Some("ipv6") => {
             parse_udp_address(address, rest, prefix)
         }
-        Some("tcp") | Some("tcp4") | Some("tcp6") | Some("uxst") => Err(format!(
-            "log target '{address}': stream targets (implicit rings) are not supported"
-        )),
-        Some(_) => Err(format!(
-            "log target '{address}': address family is not supported"
-        )),
+        Some("tcp") | Some("tcp4") | Some("tcp6") | Some("uxst") => {
+            Err(format!("log target '{address}': stream targets (implicit rings) are not supported"))
+        }
+        Some(_) => Err(format!("log target '{address}': address family is not supported")),
     }
 }
 
-fn parse_udp_address(
-    address: &str,
-    text: &str,
-    prefix: Option<&str>,
-) -> Result<LogSink, String> {
+fn parse_udp_address(address: &str, text: &str, prefix: Option<&str>) -> Result<LogSink, String> {
     let invalid = || format!("invalid address: '{address}'");
     // "[v6]:port" and "[v6]" first; otherwise the port follows the last colon, as in
     // HAProxy (so "::1:514" is ::1 port 514).
@@ -423,11 +391,7 @@ fn parse_tzif(b: &[u8]) -> Option<Zone> {
     let [isut, isstd, leap, timecnt, typecnt, charcnt] = counts(0)?;
     let v1_len = timecnt * 5 + typecnt * 6 + charcnt + leap * 8 + isstd + isut;
     let version = *b.get(4)?;
-    let (base, time_size) = if version >= b'2' {
-        (44 + v1_len, 8)
-    } else {
-        (0, 4)
-    };
+    let (base, time_size) = if version >= b'2' { (44 + v1_len, 8) } else { (0, 4) };
     let [_, _, _, timecnt, typecnt, _] = counts(base)?;
     let times_at = base + 44;
     let idx_at = times_at + timecnt * time_size;
@@ -450,10 +414,7 @@ fn parse_tzif(b: &[u8]) -> Option<Zone> {
         }
         transitions.push((at, idx));
     }
-    Some(Zone {
-        transitions,
-        offsets,
-    })
+    Some(Zone { transitions, offsets })
 }
 
 fn load_zone() -> Option<Zone> {
@@ -612,11 +573,7 @@ pub struct HeaderMeta {
 impl HeaderMeta {
     /// This process, with the given tag and no hostname sent.
     pub fn for_process(tag: &str) -> HeaderMeta {
-        HeaderMeta {
-            tag: tag.to_string(),
-            pid: std::process::id(),
-            hostname: None,
-        }
+        HeaderMeta { tag: tag.to_string(), pid: std::process::id(), hostname: None }
     }
 }
 
@@ -630,34 +587,22 @@ pub fn format_header(
     now: SystemTime,
     meta: &HeaderMeta,
 ) -> String {
-    let format = format.unwrap_or(if meta.hostname.is_some() {
-        SyslogFormat::Rfc3164
-    } else {
-        SyslogFormat::Local
-    });
+    header_at(format, facility, level, &local_civil(now), meta)
+}
+
+fn header_at(format: Option<SyslogFormat>, facility: u8, level: Severity, c: &Civil, meta: &HeaderMeta) -> String {
+    let format = format.unwrap_or(if meta.hostname.is_some() { SyslogFormat::Rfc3164 } else { SyslogFormat::Local });
     let level = level as u32;
     let prio = u32::from(facility) * 8 + level;
-    let tag_pid = if meta.tag.is_empty() {
-        String::new()
-    } else {
-        format!("{}[{}]: ", meta.tag, meta.pid)
-    };
+    let tag_pid = if meta.tag.is_empty() { String::new() } else { format!("{}[{}]: ", meta.tag, meta.pid) };
     match format {
         SyslogFormat::Local | SyslogFormat::Rfc3164 => {
-            let c = local_civil(now);
             let host = match (format, &meta.hostname) {
                 (SyslogFormat::Rfc3164, Some(h)) if !h.is_empty() => format!("{h} "),
                 (SyslogFormat::Rfc3164, _) => "localhost ".to_string(),
                 _ => String::new(),
             };
-            format!(
-                "<{prio}>{} {:2} {:02}:{:02}:{:02} {host}{tag_pid}",
-                c.month_name(),
-                c.mday,
-                c.hour,
-                c.min,
-                c.sec
-            )
+            format!("<{prio}>{} {:2} {:02}:{:02}:{:02} {host}{tag_pid}", c.month_name(), c.mday, c.hour, c.min, c.sec)
         }
         SyslogFormat::Rfc5424 => {
             let field = |s: Option<&str>| match s {
@@ -666,7 +611,7 @@ pub fn format_header(
             };
             format!(
                 "<{prio}>1 {} {} {} {} - - ",
-                iso_us(&local_civil(now)),
+                iso_us(c),
                 field(meta.hostname.as_deref()),
                 field(Some(&meta.tag)),
                 meta.pid
@@ -674,8 +619,8 @@ pub fn format_header(
         }
         SyslogFormat::Priority => format!("<{prio}>"),
         SyslogFormat::Short => format!("<{level}>"),
-        SyslogFormat::Timed => format!("<{level}>{} ", iso_us(&local_civil(now))),
-        SyslogFormat::Iso => format!("{} ", iso_us(&local_civil(now))),
+        SyslogFormat::Timed => format!("<{level}>{} ", iso_us(c)),
+        SyslogFormat::Iso => format!("{} ", iso_us(c)),
         SyslogFormat::Raw => String::new(),
     }
 }
@@ -683,13 +628,7 @@ pub fn format_header(
 /// The bytes sent to `target` for `line`: header, line, truncated as HAProxy truncates
 /// (datagrams: header+line cut at `len`, then LF; stdout/stderr: the whole including LF fits
 /// in `len`). Trailing LFs of `line` are dropped first.
-pub fn build_message(
-    target: &LogTarget,
-    level: Severity,
-    line: &str,
-    now: SystemTime,
-    meta: &HeaderMeta,
-) -> Vec<u8> {
+pub fn build_message(target: &LogTarget, level: Severity, line: &str, now: SystemTime, meta: &HeaderMeta) -> Vec<u8> {
     let header = format_header(target.format, target.facility, level, now, meta);
     let body = line.trim_end_matches(['\n', '\0']);
     let limit = match target.sink {
@@ -745,10 +684,8 @@ fn udp_socket(bind: SocketAddr) -> Option<UdpSocket> {
 /// (sockets cannot be reopened this way).
 fn std_writer(fd: u8) -> StdWriter {
     use std::os::unix::fs::OpenOptionsExt;
-    let reopened = std::fs::OpenOptions::new()
-        .append(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(format!("/proc/self/fd/{fd}"));
+    let reopened =
+        std::fs::OpenOptions::new().append(true).custom_flags(libc::O_NONBLOCK).open(format!("/proc/self/fd/{fd}"));
     match (reopened, fd) {
         (Ok(f), _) => StdWriter::Reopened(f),
         (Err(_), 1) => StdWriter::Stdout,
@@ -770,9 +707,7 @@ impl Logger {
             None
         };
         let unix = if has(&|s| matches!(s, LogSink::UnixDgram(_))) {
-            UnixDatagram::unbound()
-                .ok()
-                .filter(|u| u.set_nonblocking(true).is_ok())
+            UnixDatagram::unbound().ok().filter(|u| u.set_nonblocking(true).is_ok())
         } else {
             None
         };
@@ -824,8 +759,7 @@ impl Logger {
             let level = severity.max(target.minlevel);
             let msg = build_message(target, level, line, now, &self.meta);
             if !self.deliver(&target.sink, &msg) {
-                self.dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
@@ -838,13 +772,11 @@ impl Logger {
             return true;
         };
         let mut pass = false;
-        if let (Some(&(low, high)), Some(count)) =
-            (sample.ranges.get(st.range), st.in_range.get(st.range).copied())
-        {
+        if let (Some(&(low, high)), Some(count)) = (sample.ranges.get(st.range), st.in_range.get(st.range).copied()) {
             pass = low <= st.index + 1 && st.index < high;
             if pass {
-                let width = high - low + 1;
-                let next = (count + 1) % width.max(1);
+                let width = high.saturating_sub(low).saturating_add(1);
+                let next = count.saturating_add(1) % width;
                 let r = st.range;
                 if let Some(slot) = st.in_range.get_mut(r) {
                     *slot = next;
@@ -864,10 +796,7 @@ impl Logger {
                 let sock = if addr.is_ipv4() { &self.udp4 } else { &self.udp6 };
                 sock.as_ref().is_some_and(|s| s.send_to(msg, addr).is_ok())
             }
-            LogSink::UnixDgram(path) => self
-                .unix
-                .as_ref()
-                .is_some_and(|s| s.send_to(msg, path).is_ok()),
+            LogSink::UnixDgram(path) => self.unix.as_ref().is_some_and(|s| s.send_to(msg, path).is_ok()),
             LogSink::Stdout => write_std(self.stdout.as_ref(), msg),
             LogSink::Stderr => write_std(self.stderr.as_ref(), msg),
         }
@@ -940,12 +869,7 @@ pub struct SessionLog {
 
 impl SessionLog {
     /// A session with every counter at 0, timers not reached and no server.
-    pub fn new(
-        client: SocketAddr,
-        accept_time: SystemTime,
-        frontend: &str,
-        backend: &str,
-    ) -> SessionLog {
+    pub fn new(client: SocketAddr, accept_time: SystemTime, frontend: &str, backend: &str) -> SessionLog {
         SessionLog {
             client,
             accept_time,
@@ -1032,9 +956,7 @@ pub fn session_severity(s: &SessionLog, log_separate_errors: bool) -> Severity {
 }
 
 fn term_str(t: [u8; 2]) -> String {
-    t.iter()
-        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
-        .collect()
+    t.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }).collect()
 }
 
 /// The `option tcplog` line.
@@ -1075,20 +997,12 @@ fn text_or_dash(s: &str) -> &str {
 /// The line logged at accept time when a frontend has log targets but no log format
 /// (neither `option tcplog` nor `log-format`): `Connect from 127.0.0.1:36880 to
 /// 127.0.0.1:6600 (fe/TCP)`.
-pub fn format_connect_line(
-    client: SocketAddr,
-    frontend_addr: Option<SocketAddr>,
-    frontend: &str,
-) -> String {
+pub fn format_connect_line(client: SocketAddr, frontend_addr: Option<SocketAddr>, frontend: &str) -> String {
     let (to, port) = match frontend_addr {
         Some(a) => (a.ip().to_string(), a.port()),
         None => ("undetermined address".to_string(), 0),
     };
-    format!(
-        "Connect from {}:{} to {to}:{port} ({frontend}/TCP)",
-        client.ip(),
-        client.port()
-    )
+    format!("Connect from {}:{} to {to}:{port} ({frontend}/TCP)", client.ip(), client.port())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1187,10 +1101,8 @@ const TCP_VARS: &[(&str, Var)] = &[
 ];
 
 /// Variables HAProxy accepts only in HTTP mode.
-const HTTP_ONLY_VARS: &[&str] = &[
-    "CC", "CS", "Ta", "Ti", "Tq", "Tr", "TR", "HM", "HP", "HPO", "HQ", "HU", "HV", "r", "tr",
-    "trg", "trl",
-];
+const HTTP_ONLY_VARS: &[&str] =
+    &["CC", "CS", "Ta", "Ti", "Tq", "Tr", "TR", "HM", "HP", "HPO", "HQ", "HU", "HV", "r", "tr", "trg", "trl"];
 
 /// TCP-mode variables of HAProxy that need HTTP captures, which TCP sessions do not have.
 const UNSUPPORTED_VARS: &[&str] = &["hr", "hrl", "hs", "hsl"];
@@ -1278,10 +1190,7 @@ pub fn compile_log_format(fmt: &str) -> Result<LogFormat, String> {
                 continue;
             }
             Some(b'[') => {
-                return Err(format!(
-                    "sample expressions are not supported yet: '{}'",
-                    fmt.get(start..).unwrap_or("")
-                ))
+                return Err(format!("sample expressions are not supported yet: '{}'", fmt.get(start..).unwrap_or("")))
             }
             Some(&d) if d.is_ascii_digit() || d == b' ' || d == b'\t' => {
                 return Err(format!(
@@ -1316,12 +1225,7 @@ pub fn compile_log_format(fmt: &str) -> Result<LogFormat, String> {
             // any other character is literal text and the '%' is dropped, as in HAProxy
             Some(_) => continue,
         }
-        let name_len = b
-            .get(i..)
-            .unwrap_or(&[])
-            .iter()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .count();
+        let name_len = b.get(i..).unwrap_or(&[]).iter().take_while(|c| c.is_ascii_alphanumeric()).count();
         let name = fmt.get(i..i + name_len).unwrap_or("");
         i += name_len;
         let var_opts = arg.map_or(opts, |a| apply_var_args(a, opts));
@@ -1333,13 +1237,9 @@ pub fn compile_log_format(fmt: &str) -> Result<LogFormat, String> {
             flush(&mut text, &mut nodes);
             nodes.push(Node::Var(var, var_opts));
         } else if HTTP_ONLY_VARS.contains(&name) {
-            return Err(format!(
-                "format variable '{name}' is reserved for HTTP mode"
-            ));
+            return Err(format!("format variable '{name}' is reserved for HTTP mode"));
         } else if UNSUPPORTED_VARS.contains(&name) {
-            return Err(format!(
-                "format variable '{name}' needs HTTP captures, not supported in TCP mode"
-            ));
+            return Err(format!("format variable '{name}' needs HTTP captures, not supported in TCP mode"));
         } else {
             return Err(format!(
                 "no such format variable '{name}'. If you wanted to emit the '%' character verbatim, you need to use '%%'"
@@ -1400,9 +1300,7 @@ fn push_port(out: &mut String, addr: Option<SocketAddr>, opts: u8) {
 fn hostname() -> &'static str {
     static HOST: OnceLock<String> = OnceLock::new();
     HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default()
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
     })
 }
 
@@ -1490,14 +1388,7 @@ fn render_var(out: &mut String, v: Var, opts: u8, s: &SessionLog) {
         Var::Tt | Var::Tu => num(out, s.tt_ms),
         Var::Th => num(out, s.th_ms),
         // data phase: total minus waiting and connecting, -1 until connected
-        Var::Td => num(
-            out,
-            if s.tc_ms >= 0 {
-                s.tt_ms - s.tw_ms.max(0) - s.tc_ms
-            } else {
-                -1
-            },
-        ),
+        Var::Td => num(out, if s.tc_ms >= 0 { s.tt_ms - s.tw_ms.max(0) - s.tc_ms } else { -1 }),
         Var::ActConn => unum(out, u64::from(s.actconn)),
         Var::FeConn => unum(out, u64::from(s.feconn)),
         Var::BeConn => unum(out, u64::from(s.beconn)),
@@ -1550,5 +1441,411 @@ fn render_var(out: &mut String, v: Var, opts: u8, s: &SessionLog) {
             out.push_str(&term_str(s.term));
             out.push_str("--");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_string).collect()
+    }
+
+    fn target(line: &str) -> Result<LogTarget, String> {
+        parse_log_target(&words(line))
+    }
+
+    fn meta() -> HeaderMeta {
+        HeaderMeta { tag: "haproxy".to_string(), pid: 4821, hostname: None }
+    }
+
+    /// 2026-11-25 11:03:35.278688 UTC
+    fn at() -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(1_795_604_615_278_688)
+    }
+
+    fn utc() -> Civil {
+        civil_at(at(), 0)
+    }
+
+    fn session() -> SessionLog {
+        let mut s = SessionLog::new("127.0.0.1:52826".parse().unwrap(), at(), "fe", "be");
+        s.server = Some("s1".to_string());
+        s.tw_ms = 1;
+        s.tc_ms = 0;
+        s.tt_ms = 0;
+        s.bytes_read = 5;
+        s.bytes_uploaded = 5;
+        s.actconn = 1;
+        s.feconn = 1;
+        s
+    }
+
+    #[test]
+    fn log_line_with_address_and_facility_defaults_the_rest() {
+        let t = target("127.0.0.1:514 local0").unwrap();
+        assert_eq!(t.sink, LogSink::Udp("127.0.0.1:514".parse().unwrap()));
+        assert_eq!((t.maxlen, t.format, t.facility), (1024, None, 16));
+        assert_eq!((t.level, t.minlevel), (Severity::Debug, Severity::Emerg));
+        let t = target("10.0.0.1 local7 notice err").unwrap();
+        assert_eq!(t.sink, LogSink::Udp("10.0.0.1:514".parse().unwrap()));
+        assert_eq!((t.facility, t.level, t.minlevel), (23, Severity::Notice, Severity::Err));
+    }
+
+    #[test]
+    fn stdout_raw_and_dev_log_len_targets() {
+        let t = target("stdout format raw local0 info").unwrap();
+        assert_eq!((t.sink, t.format), (LogSink::Stdout, Some(SyslogFormat::Raw)));
+        assert_eq!(t.level, Severity::Info);
+        assert_eq!(target("fd@2 daemon").unwrap().sink, LogSink::Stderr);
+        let t = target("/dev/log len 1024 local0").unwrap();
+        assert_eq!(t.sink, LogSink::UnixDgram(PathBuf::from("/dev/log")));
+        assert_eq!(
+            target("unix@/run/log.sock local0").unwrap().sink,
+            LogSink::UnixDgram(PathBuf::from("/run/log.sock"))
+        );
+    }
+
+    #[test]
+    fn udp_prefixes_and_ipv6_addresses() {
+        let sink = |l: &str| target(l).unwrap().sink;
+        assert_eq!(sink("udp@1.2.3.4:1514 local0"), LogSink::Udp("1.2.3.4:1514".parse().unwrap()));
+        assert_eq!(sink("udp6@::1:1514 local0"), LogSink::Udp("[::1]:1514".parse().unwrap()));
+        assert_eq!(sink("[::1]:1515 local0"), LogSink::Udp("[::1]:1515".parse().unwrap()));
+        assert_eq!(sink("ipv6@[2001:db8::1] local0"), LogSink::Udp("[2001:db8::1]:514".parse().unwrap()));
+        assert!(target("udp4@[::1]:514 local0").is_err());
+    }
+
+    #[test]
+    fn ring_and_stream_targets_are_unsupported() {
+        assert!(target("ring@buf1 local0").unwrap_err().contains("not supported"));
+        assert!(target("tcp@127.0.0.1:514 local0").unwrap_err().contains("not supported"));
+    }
+
+    // Texts checked against haproxy 2.6.12 -c.
+    #[test]
+    fn log_line_errors_use_haproxy_texts() {
+        let err = |l: &str| target(l).unwrap_err();
+        assert_eq!(err("127.0.0.1"), "expects <address> and <facility>  as arguments");
+        assert_eq!(err("127.0.0.1 len 10 local0"), "invalid log length '10', must be between 80 and 65535");
+        assert_eq!(err("127.0.0.1 format foo local0"), "unknown log format 'foo'");
+        assert_eq!(err("127.0.0.1 local9"), "unknown log facility 'local9'");
+        assert_eq!(err("127.0.0.1 local0 verbose"), "unknown optional log level 'verbose'");
+        assert_eq!(err("127.0.0.1 local0 info bad"), "unknown optional minimum log level 'bad'");
+        assert_eq!(err("127.0.0.1 local0 info info x"), "cannot handle unexpected argument 'x'");
+        assert_eq!(err("127.0.0.1 sample 1-2 local0"), "Missing sample size");
+    }
+
+    #[test]
+    fn sample_ranges_parse_and_check() {
+        let t = target("127.0.0.1 sample 3,1-2:5 local0").unwrap();
+        assert_eq!(t.sample, Some(LogSample { ranges: vec![(1, 2), (3, 3)], size: 5 }));
+        assert_eq!(target("127.0.0.1 sample 1-3,2:5 local0").unwrap_err(), "ranges are overlapping");
+        assert_eq!(target("127.0.0.1 sample 0:5 local0").unwrap_err(), "wrong sample range '0'");
+        assert_eq!(
+            target("127.0.0.1 sample 1-4:3 local0").unwrap_err(),
+            "sample size 3 should be greater or equal to 4 the maximum of the high ranges limits"
+        );
+        assert_eq!(target("127.0.0.1 sample 1:x local0").unwrap_err(), "wrong sample size 'x' for sample range '1'");
+    }
+
+    #[test]
+    fn sampling_sends_only_lines_in_range() {
+        let t = target("127.0.0.1:9 sample 2,4:4 local0").unwrap();
+        let logger = Logger::new(vec![t.clone()], meta());
+        let passed: Vec<bool> = (0..8).map(|_| logger.sample_passes(0, &t)).collect();
+        assert_eq!(passed, [false, true, false, true, false, true, false, true]);
+    }
+
+    // Headers below are the bytes haproxy 2.6.12 sent for `log 127.0.0.1:5514 [format X]
+    // local0`, with time and pid replaced.
+    #[test]
+    fn header_default_is_local_without_hostname() {
+        let h = header_at(None, 16, Severity::Info, &utc(), &meta());
+        assert_eq!(h, "<134>Nov 25 11:03:35 haproxy[4821]: ");
+        assert_eq!(header_at(Some(SyslogFormat::Local), 16, Severity::Info, &utc(), &meta()), h);
+    }
+
+    #[test]
+    fn header_rfc3164_says_localhost_unless_hostname_sent() {
+        let h = header_at(Some(SyslogFormat::Rfc3164), 16, Severity::Info, &utc(), &meta());
+        assert_eq!(h, "<134>Nov 25 11:03:35 localhost haproxy[4821]: ");
+        let mut m = meta();
+        m.hostname = Some("vm".to_string());
+        assert_eq!(header_at(None, 16, Severity::Info, &utc(), &m), "<134>Nov 25 11:03:35 vm haproxy[4821]: ");
+    }
+
+    #[test]
+    fn header_pads_single_digit_day_with_space() {
+        let c = civil_at(UNIX_EPOCH + Duration::from_secs(1_772_500_000), 0);
+        let h = header_at(None, 16, Severity::Info, &c, &meta());
+        assert_eq!(h, "<134>Mar  3 01:06:40 haproxy[4821]: ");
+    }
+
+    #[test]
+    fn header_rfc5424_has_version_iso_time_and_nil_fields() {
+        let h = header_at(Some(SyslogFormat::Rfc5424), 16, Severity::Info, &utc(), &meta());
+        assert_eq!(h, "<134>1 2026-11-25T11:03:35.278688+00:00 - haproxy 4821 - - ");
+        let c = civil_at(at(), -5400);
+        let h = header_at(Some(SyslogFormat::Rfc5424), 16, Severity::Info, &c, &meta());
+        assert_eq!(h, "<134>1 2026-11-25T09:33:35.278688-01:30 - haproxy 4821 - - ");
+    }
+
+    #[test]
+    fn header_priority_short_timed_iso_raw() {
+        let h = |f| header_at(Some(f), 16, Severity::Info, &utc(), &meta());
+        assert_eq!(h(SyslogFormat::Priority), "<134>");
+        assert_eq!(h(SyslogFormat::Short), "<6>");
+        assert_eq!(h(SyslogFormat::Timed), "<6>2026-11-25T11:03:35.278688+00:00 ");
+        assert_eq!(h(SyslogFormat::Iso), "2026-11-25T11:03:35.278688+00:00 ");
+        assert_eq!(h(SyslogFormat::Raw), "");
+    }
+
+    #[test]
+    fn error_level_changes_priority() {
+        let h = header_at(None, 16, Severity::Err, &utc(), &meta());
+        assert!(h.starts_with("<131>"));
+    }
+
+    #[test]
+    fn datagram_truncates_to_len_then_adds_newline() {
+        let t = target("127.0.0.1:5514 len 80 format rfc5424 local0").unwrap();
+        let line = format_tcplog(&session());
+        let msg = build_message(&t, Severity::Info, &line, at(), &meta());
+        assert_eq!(msg.len(), 81);
+        assert_eq!(msg.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn stdout_truncates_with_newline_inside_len() {
+        let t = target("stdout len 80 format rfc3164 local0").unwrap();
+        let line = format_tcplog(&session());
+        let msg = build_message(&t, Severity::Info, &line, at(), &meta());
+        assert_eq!(msg.len(), 80);
+        let t = target("stdout format raw local0").unwrap();
+        let msg = build_message(&t, Severity::Info, "abc\n", at(), &meta());
+        assert_eq!(msg, b"abc\n");
+    }
+
+    #[test]
+    fn tcplog_line_layout() {
+        let s = session();
+        let date = date_log(&local_civil(at()));
+        assert_eq!(format_tcplog(&s), format!("127.0.0.1:52826 [{date}] fe be/s1 1/0/0 5 -- 1/1/0/0/0 0/0"));
+    }
+
+    #[test]
+    fn tcplog_date_has_milliseconds() {
+        assert_eq!(date_log(&utc()), "25/Nov/2026:11:03:35.278");
+    }
+
+    #[test]
+    fn tcplog_refused_connection_without_server_and_redispatch() {
+        let mut s = session();
+        s.server = None;
+        s.tc_ms = -1;
+        s.tt_ms = 1001;
+        s.bytes_read = 0;
+        s.term = *b"SC";
+        s.retries = 1;
+        s.redispatched = true;
+        s.client = "[::1]:4000".parse().unwrap();
+        let line = format_tcplog(&s);
+        assert!(line.starts_with("::1:4000 ["), "{line}");
+        assert!(line.ends_with("] fe be/<NOSRV> 1/-1/1001 0 SC 1/1/0/0/+1 0/0"), "{line}");
+    }
+
+    #[test]
+    fn tcplog_equals_the_compiled_tcp_format() {
+        let f = compile_log_format(TCP_LOG_FORMAT).unwrap();
+        let mut s = session();
+        assert_eq!(f.render(&s), format_tcplog(&s));
+        s.server = None;
+        s.term = *b"cD";
+        s.redispatched = true;
+        s.frontend_ssl = true;
+        assert_eq!(f.render(&s), format_tcplog(&s));
+    }
+
+    // The line haproxy 2.6.12 sent for this log-format (pid, host and dates aside).
+    #[test]
+    fn log_format_variables_render_like_haproxy() {
+        let f = compile_log_format(
+            "  %ci   %{+Q}b %{+Q}s %ft %{+X}ci %{+X}cp %fi:%fp %si:%sp %bi %U %B %{+Q}ID %ID %Td %Tu %Th %tsc %ST %lc %rt %sslc %{-M}ID|%{+E}f %Tw %Tc %Tt %-x %{+Q}o %b %f ",
+        )
+        .unwrap();
+        let mut s = session();
+        s.client = "127.0.0.1:53136".parse().unwrap();
+        s.frontend_addr = Some("127.0.0.1:6600".parse().unwrap());
+        s.server_addr = Some("127.0.0.1:6601".parse().unwrap());
+        s.backend_src = Some("127.0.0.1:40000".parse().unwrap());
+        s.tw_ms = 1;
+        assert_eq!(
+            f.render(&s),
+            "127.0.0.1 \"be\" \"s1\" fe 7F000001 CF90 127.0.0.1:6600 127.0.0.1:6601 127.0.0.1 5 5 \"\" - -1 0 0 ---- 0 0 0 - |fe 1 0 0 -x \"be\" \"fe\" "
+        );
+    }
+
+    #[test]
+    fn log_format_dates_and_counters() {
+        let f = compile_log_format("%T|%Ts|%ms|%{+X}Ts|%t").unwrap();
+        let s = session();
+        let local = date_log(&local_civil(at()));
+        assert_eq!(f.render(&s), format!("25/Nov/2026:11:03:35 +0000|1795604615|278|6B06C087|{local}"));
+        assert_eq!(offset_hhmm(3600, false), "+0100");
+        let f = compile_log_format("%pid").unwrap();
+        assert_eq!(f.render(&s), std::process::id().to_string());
+    }
+
+    // Texts checked against haproxy 2.6.12 -c ("failed to parse log-format : <text>").
+    #[test]
+    fn log_format_errors_use_haproxy_texts() {
+        let err = |f: &str| compile_log_format(f).unwrap_err();
+        assert_eq!(
+            err("%ci %zz"),
+            "no such format variable 'zz'. If you wanted to emit the '%' character verbatim, you need to use '%%'"
+        );
+        assert_eq!(err("%ci %Tr"), "format variable 'Tr' is reserved for HTTP mode");
+        assert_eq!(
+            err("%ci % x"),
+            "unexpected variable name near ' ' at position 5 line : '%ci % x'. Maybe you want to write a single '%', use the syntax '%%'"
+        );
+        assert_eq!(err("%ci %{+Q}"), "parse argument modifier without variable name near '%{+Q}'");
+        assert_eq!(err("%ci %"), "truncated line after '%'");
+        assert_eq!(err("%{+Q"), "truncated line after '+Q'");
+        assert!(err("%[src]").contains("not supported"));
+    }
+
+    #[test]
+    fn percent_percent_is_a_literal_percent() {
+        let f = compile_log_format("100%% %b").unwrap();
+        assert_eq!(f.render(&session()), "100% be");
+    }
+
+    #[test]
+    fn termination_codes_cover_tcp_letters() {
+        for c in ["-", "C", "S", "P", "L", "R", "I", "D", "U", "K", "c", "s"] {
+            assert!(TERMINATION_CODES.iter().any(|(k, _)| *k == c), "{c}");
+        }
+        for c in ["-.", "R.", "Q.", "C.", "D.", "L."] {
+            assert!(TERMINATION_CODES.iter().any(|(k, _)| *k == c), "{c}");
+        }
+    }
+
+    #[test]
+    fn errors_go_to_err_level_only_with_log_separate_errors() {
+        let mut s = session();
+        assert!(!is_error(&s));
+        assert_eq!(session_severity(&s, true), Severity::Info);
+        s.term = *b"SC";
+        assert!(is_error(&s));
+        assert_eq!(session_severity(&s, true), Severity::Err);
+        assert_eq!(session_severity(&s, false), Severity::Info);
+        s.term = *b"LR";
+        assert!(!is_error(&s));
+        s.term = *b"--";
+        s.retries = 1;
+        assert!(is_error(&s));
+        s.term = *b"cD";
+        assert!(is_error(&s));
+    }
+
+    #[test]
+    fn dontlognull_skips_sessions_without_client_bytes() {
+        let mut s = session();
+        s.bytes_uploaded = 0;
+        s.bytes_read = 0;
+        assert!(!should_log(&s, true));
+        assert!(should_log(&s, false));
+        s.bytes_uploaded = 1;
+        assert!(should_log(&s, true));
+    }
+
+    #[test]
+    fn connect_line_when_no_log_format() {
+        let line =
+            format_connect_line("127.0.0.1:36880".parse().unwrap(), Some("127.0.0.1:6600".parse().unwrap()), "fe");
+        assert_eq!(line, "Connect from 127.0.0.1:36880 to 127.0.0.1:6600 (fe/TCP)");
+    }
+
+    #[test]
+    fn civil_dates_across_epoch_and_leap_years() {
+        let c = civil_at(UNIX_EPOCH, 0);
+        assert_eq!((c.year, c.mon, c.mday, c.hour), (1970, 0, 1, 0));
+        let c = civil_at(UNIX_EPOCH + Duration::from_secs(951_782_400), 0);
+        assert_eq!((c.year, c.mon, c.mday), (2000, 1, 29));
+        let c = civil_at(UNIX_EPOCH - Duration::from_millis(1), 0);
+        assert_eq!((c.year, c.mon, c.mday, c.hour, c.sec, c.usec), (1969, 11, 31, 23, 59, 999_000));
+    }
+
+    #[test]
+    fn tzif_v2_transitions_give_offsets() {
+        // Two types (+0 and +3600), one transition at t=1000 to the second.
+        let mut b = Vec::new();
+        let header = |b: &mut Vec<u8>, timecnt: u32, typecnt: u32| {
+            b.extend_from_slice(b"TZif2");
+            b.extend_from_slice(&[0; 15]);
+            for c in [0u32, 0, 0, timecnt, typecnt, 4] {
+                b.extend_from_slice(&c.to_be_bytes());
+            }
+        };
+        header(&mut b, 1, 2);
+        b.extend_from_slice(&1000i32.to_be_bytes());
+        b.push(1);
+        b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 14, 16, 1, 2]);
+        b.extend_from_slice(b"UTC\0");
+        header(&mut b, 1, 2);
+        b.extend_from_slice(&1000i64.to_be_bytes());
+        b.push(1);
+        b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 14, 16, 1, 2]);
+        b.extend_from_slice(b"UTC\0");
+        let z = parse_tzif(&b).unwrap();
+        assert_eq!(z.offsets, vec![0, 3600]);
+        assert_eq!(z.transitions, vec![(1000, 1)]);
+        assert!(parse_tzif(b"TZif").is_none());
+        assert!(parse_tzif(b"nope").is_none());
+    }
+
+    #[test]
+    fn logger_sends_to_udp_and_unix_datagram_sockets() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("hapx-logging-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.sock");
+        let _ = std::fs::remove_file(&path);
+        let urx = UnixDatagram::bind(&path).unwrap();
+        urx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let targets = vec![
+            target(&format!("127.0.0.1:{port} format raw local0 info")).unwrap(),
+            target(&format!("{} format priority local0", path.display())).unwrap(),
+        ];
+        let logger = Logger::new(targets, meta());
+        logger.send(Severity::Debug, "filtered by level");
+        logger.send(Severity::Info, "hello");
+        let mut buf = [0u8; 256];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello\n");
+        let n = urx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"<135>filtered by level\n");
+        let n = urx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"<134>hello\n");
+        assert_eq!(logger.dropped(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn minlevel_raises_the_sent_level() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let t = target(&format!("127.0.0.1:{port} format priority local0 debug warning")).unwrap();
+        Logger::new(vec![t], meta()).send(Severity::Emerg, "x");
+        let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"<132>x\n");
     }
 }
