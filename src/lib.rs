@@ -4,6 +4,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod grammar;
+pub mod logging;
 pub mod model;
 pub mod runtime;
 pub mod version;
