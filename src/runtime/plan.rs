@@ -35,7 +35,7 @@ pub struct BindPlan {
     pub name: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FrontendPlan {
     pub name: String,
     pub binds: Vec<BindPlan>,
@@ -45,8 +45,8 @@ pub struct FrontendPlan {
     pub backend: Option<usize>,
     pub client_timeout: Option<Duration>,
     pub client_fin_timeout: Option<Duration>,
-    pub tcplog: bool,
-    pub dontlognull: bool,
+    /// Where and how sessions are logged (None: no log target).
+    pub log: Option<std::sync::Arc<super::traffic::FrontendLog>>,
 }
 
 /// Per-backend settings the session state machine needs.
@@ -200,8 +200,7 @@ pub fn build(config: &Config) -> Result<Plan, String> {
             backend: target.and_then(|n| backend_index.get(&n).copied()),
             client_timeout: ms(p.timeouts.client),
             client_fin_timeout: ms(p.timeouts.client_fin),
-            tcplog: p.options.contains("tcplog"),
-            dontlognull: p.options.contains("dontlognull"),
+            log: super::traffic::frontend_log(config, p)?,
         });
     }
     Ok(Plan {

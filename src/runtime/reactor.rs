@@ -59,6 +59,10 @@ pub struct SessionEnd {
     /// HAProxy's two-letter termination state.
     pub term: [u8; 2],
     pub retries: u32,
+    /// The last retry went to another server (`option redispatch`).
+    pub redispatched: bool,
+    /// The address the client connected to.
+    pub local: Option<SocketAddr>,
     pub actconn: u32,
     pub feconn: u32,
     pub beconn: u32,
@@ -90,6 +94,7 @@ struct Session {
     connect_start: Option<Instant>,
     connected_at: Option<Instant>,
     retries: u32,
+    redispatched: bool,
     deadline: Option<Instant>,
     /// When the heap holds an entry for this session (the earliest one).
     timer_at: Option<Instant>,
@@ -301,7 +306,11 @@ impl Worker {
         let gen = self.next_gen;
         self.next_gen += 1;
         let now = Instant::now();
-        let backend = self.shared.plan.frontends.get(frontend).and_then(|f| f.backend);
+        let fe = self.shared.plan.frontends.get(frontend);
+        let backend = fe.and_then(|f| f.backend);
+        if let Some((log, fe)) = fe.and_then(|f| f.log.as_ref().map(|l| (l, f))) {
+            log.session_started(addr, client.local_addr().ok(), &fe.name);
+        }
         let session = Session {
             gen,
             client,
@@ -319,6 +328,7 @@ impl Worker {
             connect_start: None,
             connected_at: None,
             retries: 0,
+            redispatched: false,
             deadline: None,
             timer_at: None,
         };
@@ -402,6 +412,7 @@ impl Worker {
         }
         s.retries += 1;
         if settings.redispatch && s.retries == settings.retries {
+            s.redispatched = true;
             if let Some(old) = s.srv.take() {
                 old.cur.fetch_sub(1, Ordering::AcqRel);
             }
@@ -581,11 +592,20 @@ impl Worker {
             bytes_from_client: s.c2s.bytes,
             term,
             retries: s.retries,
+            redispatched: s.redispatched,
+            local: s.client.local_addr().ok(),
             actconn,
             feconn,
             beconn,
             srv_conn,
         };
+        let plan = &self.shared.plan;
+        if let Some(fe) = plan.frontends.get(end.frontend) {
+            if let Some(log) = &fe.log {
+                let backend = end.backend.and_then(|b| plan.backends.get(b)).map_or("", |b| b.name.as_str());
+                log.session_ended(&end, &fe.name, backend);
+            }
+        }
         (self.shared.on_session_end)(&end);
         drop(s);
         // A slot freed: serve the queues and resume accepting.
