@@ -126,11 +126,7 @@ impl Checker {
         let mut observed = Vec::with_capacity(targets.len());
         for (i, (state, cfg, _, _)) in targets.iter().enumerate() {
             index.insert(key(state), i);
-            observed.push(Observed {
-                enabled: cfg.observe_layer4,
-                limit: cfg.error_limit,
-                errors: AtomicU32::new(0),
-            });
+            observed.push(Observed { enabled: cfg.observe_layer4, limit: cfg.error_limit, errors: AtomicU32::new(0) });
         }
         let poll = Poll::new();
         let (poll, waker) = match poll {
@@ -285,15 +281,7 @@ impl Engine {
             }
         }
         let seed = u64::from(std::process::id()) ^ now.elapsed().as_nanos() as u64 ^ 0x9E37_79B9_7F4A_7C15;
-        let mut engine = Engine {
-            poll,
-            servers,
-            backends,
-            timers: BinaryHeap::new(),
-            commands,
-            stop,
-            rng: seed | 1,
-        };
+        let mut engine = Engine { poll, servers, backends, timers: BinaryHeap::new(), commands, stop, rng: seed | 1 };
         engine.schedule_first(now);
         engine
     }
@@ -381,7 +369,7 @@ impl Engine {
     fn on_timer(&mut self, idx: usize) {
         let running = self.servers.get(idx).is_some_and(|s| s.run.is_some());
         if running {
-            let outcome = self.servers.get(idx).map(|s| timeout_outcome(s));
+            let outcome = self.servers.get(idx).map(timeout_outcome);
             if let Some(o) = outcome {
                 self.finish(idx, o);
             }
@@ -683,7 +671,11 @@ fn expect_matches(kind: ExpectKind, matcher: &Matcher, data: &[u8]) -> bool {
 
 /// "TCPCHK did not match content ..." / "TCPCHK matched unwanted content ...".
 fn expect_failure_info(step: &Step, rule: &super::Expect, matched: bool) -> Vec<u8> {
-    let mut info = if matched { "TCPCHK matched unwanted content".to_string() } else { "TCPCHK did not match content".to_string() };
+    let mut info = if matched {
+        "TCPCHK matched unwanted content".to_string()
+    } else {
+        "TCPCHK did not match content".to_string()
+    };
     match rule.kind {
         ExpectKind::String => info.push_str(&format!(" '{}' at step {}", rule.pattern, step.id)),
         ExpectKind::Binary => info.push_str(&format!(" (binary) at step {}", step.id)),

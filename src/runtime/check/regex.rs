@@ -74,22 +74,16 @@ impl Regex {
                     Some(Inst::Match) => return true,
                     Some(Inst::Set(set)) => {
                         if let Some(&b) = hay.get(pos) {
-                            if set[usize::from(b)] {
+                            if set.get(usize::from(b)).copied().unwrap_or(false) {
                                 stack.push((pc + 1, pos + 1));
                             }
                         }
                     }
-                    Some(Inst::Start) => {
-                        if pos == 0 {
-                            stack.push((pc + 1, pos));
-                        }
+                    Some(Inst::Start) if pos == 0 => stack.push((pc + 1, pos)),
+                    Some(Inst::End) if pos == hay.len() || (pos + 1 == hay.len() && hay.get(pos) == Some(&b'\n')) => {
+                        stack.push((pc + 1, pos))
                     }
-                    Some(Inst::End) => {
-                        let at_end = pos == hay.len() || (pos + 1 == hay.len() && hay.get(pos) == Some(&b'\n'));
-                        if at_end {
-                            stack.push((pc + 1, pos));
-                        }
-                    }
+                    Some(Inst::Start | Inst::End) => {}
                     Some(Inst::Split(a, b)) => {
                         // Pushed in reverse so the preferred branch runs first.
                         stack.push((*b, pos));

@@ -37,12 +37,25 @@ pub struct Expect {
 /// One `tcp-check` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TcpCheckRule {
-    Connect { port: Option<u16>, addr: Option<IpAddr>, comment: Option<String> },
-    Send { data: Vec<u8>, comment: Option<String> },
+    Connect {
+        port: Option<u16>,
+        addr: Option<IpAddr>,
+        comment: Option<String>,
+    },
+    Send {
+        data: Vec<u8>,
+        comment: Option<String>,
+    },
     /// `send-binary`: the hex string, decoded.
-    SendBinary { data: Vec<u8>, comment: Option<String> },
+    SendBinary {
+        data: Vec<u8>,
+        comment: Option<String>,
+    },
     /// `send-lf`: sent as literal text (log-format is not evaluated yet).
-    SendLf { text: String, comment: Option<String> },
+    SendLf {
+        text: String,
+        comment: Option<String>,
+    },
     Expect(Expect),
     Comment(String),
 }
@@ -294,7 +307,11 @@ pub(crate) enum Matcher {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Action {
-    Connect { port: Option<u16>, addr: Option<IpAddr>, implicit: bool },
+    Connect {
+        port: Option<u16>,
+        addr: Option<IpAddr>,
+        implicit: bool,
+    },
     Send(Vec<u8>),
     Expect {
         rule: Expect,
@@ -320,11 +337,7 @@ pub(crate) fn compile(rules: &[TcpCheckRule]) -> Result<Vec<Step>, String> {
     let mut steps: Vec<Step> = Vec::new();
     let first_real = rules.iter().find(|r| !matches!(r, TcpCheckRule::Comment(_)));
     if !matches!(first_real, Some(TcpCheckRule::Connect { .. })) {
-        steps.push(Step {
-            action: Action::Connect { port: None, addr: None, implicit: true },
-            id: 0,
-            comment: None,
-        });
+        steps.push(Step { action: Action::Connect { port: None, addr: None, implicit: true }, id: 0, comment: None });
     }
     // Comments attach to the run of same-kind rules that follows them (HAProxy's
     // check_proxy_tcpcheck); the implicit connect sits first and takes a leading comment.

@@ -139,13 +139,19 @@ mod tests {
     #[test]
     fn refused_connection_reads_like_haproxy() {
         let o = Outcome::new(CheckStatus::L4Con, b"Connection refused", Some(0));
-        assert_eq!(o.reason_text(), ", reason: Layer4 connection problem, info: \"Connection refused\", check duration: 0ms");
+        assert_eq!(
+            o.reason_text(),
+            ", reason: Layer4 connection problem, info: \"Connection refused\", check duration: 0ms"
+        );
     }
 
     #[test]
     fn layer7_success_carries_code() {
         let o = Outcome::new(CheckStatus::L7Ok, b"(tcp-check)", Some(1));
-        assert_eq!(o.reason_text(), ", reason: Layer7 check passed, code: 0, info: \"(tcp-check)\", check duration: 1ms");
+        assert_eq!(
+            o.reason_text(),
+            ", reason: Layer7 check passed, code: 0, info: \"(tcp-check)\", check duration: 1ms"
+        );
     }
 
     #[test]
