@@ -45,7 +45,7 @@ pub struct CheckerHandle {
     thread: Option<JoinHandle<()>>,
     /// Server identity (address of its state) to its position among the targets.
     index: HashMap<usize, usize>,
-    observed: Vec<Observed>,
+    observed: Arc<Vec<Observed>>,
 }
 
 struct Observed {
@@ -128,6 +128,7 @@ impl Checker {
             index.insert(key(state), i);
             observed.push(Observed { enabled: cfg.observe_layer4, limit: cfg.error_limit, errors: AtomicU32::new(0) });
         }
+        let observed = Arc::new(observed);
         let poll = Poll::new();
         let (poll, waker) = match poll {
             Ok(p) => match Waker::new(p.registry(), WAKER) {
@@ -144,7 +145,7 @@ impl Checker {
         };
         let thread = poll.and_then(|poll| {
             let stop2 = Arc::clone(&stop);
-            let mut engine = Engine::new(poll, targets, peers, rx, stop2);
+            let mut engine = Engine::new(poll, targets, peers, rx, stop2, Arc::clone(&observed));
             std::thread::Builder::new()
                 .name("hapx-checks".to_string())
                 .spawn(move || {
@@ -224,6 +225,8 @@ struct Engine {
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     commands: Receiver<Command>,
     stop: Arc<AtomicBool>,
+    /// Traffic error runs, shared with the handle.
+    observed: Arc<Vec<Observed>>,
     rng: u64,
 }
 
@@ -238,6 +241,7 @@ impl Engine {
         peers: Vec<(String, Arc<ServerState>)>,
         commands: Receiver<Command>,
         stop: Arc<AtomicBool>,
+        observed: Arc<Vec<Observed>>,
     ) -> Engine {
         let now = Instant::now();
         let mut backends: Vec<Backend> = Vec::new();
@@ -281,7 +285,8 @@ impl Engine {
             }
         }
         let seed = u64::from(std::process::id()) ^ now.elapsed().as_nanos() as u64 ^ 0x9E37_79B9_7F4A_7C15;
-        let mut engine = Engine { poll, servers, backends, timers: BinaryHeap::new(), commands, stop, rng: seed | 1 };
+        let mut engine =
+            Engine { poll, servers, backends, timers: BinaryHeap::new(), commands, stop, observed, rng: seed | 1 };
         engine.schedule_first(now);
         engine
     }
@@ -478,9 +483,11 @@ impl Engine {
         let Some(s) = self.servers.get_mut(idx) else { return };
         let passed = outcome.status.passed();
         let moved = s.health.record(passed);
-        if passed && s.cfg.observe_layer4 {
-            // HAProxy clears the traffic error run on a passed check; the handle keeps the
-            // counter, so this is best effort: the next report starts over anyway.
+        if passed {
+            // A passed check clears the run of traffic errors, as in HAProxy.
+            if let Some(o) = self.observed.get(idx) {
+                o.errors.store(0, Ordering::Release);
+            }
         }
         let changed_status = s.last_status != Some(outcome.status);
         s.last_status = Some(outcome.status);
