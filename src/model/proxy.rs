@@ -147,6 +147,8 @@ pub struct Proxy {
     pub default_backend: Option<(String, Span)>,
     pub use_backends: Vec<(String, Span)>,
     pub balance: Option<Vec<String>>,
+    /// `tcp-check` lines (the words after `tcp-check`), in order.
+    pub tcp_check: Vec<Vec<String>>,
     /// `hash-type` words and `hash-balance-factor`.
     pub hash_type: Vec<String>,
     pub hash_balance_factor: Option<u32>,
@@ -185,6 +187,7 @@ impl Proxy {
             balance: None,
             hash_type: Vec::new(),
             hash_balance_factor: None,
+            tcp_check: Vec::new(),
             timeouts: Timeouts::default(),
             maxconn: None,
             fullconn: None,
@@ -582,6 +585,11 @@ impl Builder {
                     p.balance = Some(stmt.args().iter().map(|w| w.text.clone()).collect());
                 }
             }
+            "tcp-check" => {
+                if let Some(p) = self.proxy_mut(r) {
+                    p.tcp_check.push(stmt.args().iter().map(|w| w.text.clone()).collect());
+                }
+            }
             "hash-type" => {
                 if let Some(p) = self.proxy_mut(r) {
                     p.hash_type = stmt.args().iter().map(|w| w.text.clone()).collect();
@@ -826,6 +834,7 @@ impl Builder {
                 | "redispatch"
                 | "allbackups"
                 | "log-separate-errors"
+                | "log-health-checks"
                 | "tcp-check"
                 | "tcpka"
                 | "clitcpka"

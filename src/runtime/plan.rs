@@ -10,6 +10,7 @@ use crate::model::proxy::{Mode, Proxy};
 use crate::model::Config;
 
 use super::balance::{self, BalanceSpec};
+use super::check::{self, CheckConfig, InitState, OnError};
 use super::state::{BackendState, ServerState};
 use super::sys::ListenOpts;
 
@@ -44,6 +45,8 @@ pub struct FrontendPlan {
     /// Index into `Plan::backends` of the default backend, if any.
     pub backend: Option<usize>,
     pub client_timeout: Option<Duration>,
+    /// `option tcpka` or `option clitcpka`.
+    pub client_keepalive: bool,
     pub client_fin_timeout: Option<Duration>,
     /// Where and how sessions are logged (None: no log target).
     pub log: Option<std::sync::Arc<super::traffic::FrontendLog>>,
@@ -53,12 +56,24 @@ pub struct FrontendPlan {
 #[derive(Clone, Copy, Debug)]
 pub struct BackendSettings {
     pub retries: u32,
+    /// `option tcpka` or `option srvtcpka`.
+    pub server_keepalive: bool,
     pub redispatch: bool,
     pub timeouts: Timeouts,
 }
 
+/// A server to health-check.
+pub struct CheckPlan {
+    pub backend: usize,
+    pub server: Arc<ServerState>,
+    pub config: CheckConfig,
+}
+
 pub struct Plan {
     pub frontends: Vec<FrontendPlan>,
+    pub checks: Vec<CheckPlan>,
+    /// Per backend: where its server state changes are logged.
+    pub backend_logs: Vec<Option<Arc<super::traffic::FrontendLog>>>,
     pub backends: Vec<Arc<BackendState>>,
     pub settings: Vec<BackendSettings>,
     /// Global maxconn (0: derived from the file limit by the caller).
@@ -142,16 +157,23 @@ fn backend_state(p: &Proxy) -> Result<BackendState, String> {
 pub fn build(config: &Config) -> Result<Plan, String> {
     let mut backends = Vec::new();
     let mut settings = Vec::new();
+    let mut checks = Vec::new();
+    let mut backend_logs = Vec::new();
     let mut backend_index = std::collections::HashMap::new();
     for p in config.proxies.iter().filter(|p| p.kind.is_backend() && !p.disabled) {
         if p.mode != Mode::Tcp {
             return Err(format!("backend '{}': only mode tcp runs yet", p.name));
         }
-        backend_index.insert(p.name.clone(), backends.len());
-        backends.push(Arc::new(backend_state(p)?));
+        let bi = backends.len();
+        backend_index.insert(p.name.clone(), bi);
+        let state = Arc::new(backend_state(p)?);
+        checks.extend(check_plans(p, bi, &state)?);
+        backend_logs.push(super::traffic::frontend_log(config, p)?);
+        backends.push(state);
         let t = &p.timeouts;
         settings.push(BackendSettings {
             retries: p.retries.unwrap_or(3),
+            server_keepalive: p.options.contains("tcpka") || p.options.contains("srvtcpka"),
             redispatch: p.options.contains("redispatch"),
             timeouts: Timeouts {
                 client: ms(t.client),
@@ -199,16 +221,65 @@ pub fn build(config: &Config) -> Result<Plan, String> {
             maxconn: p.maxconn.unwrap_or(0),
             backend: target.and_then(|n| backend_index.get(&n).copied()),
             client_timeout: ms(p.timeouts.client),
+            client_keepalive: p.options.contains("tcpka") || p.options.contains("clitcpka"),
             client_fin_timeout: ms(p.timeouts.client_fin),
             log: super::traffic::frontend_log(config, p)?,
         });
     }
     Ok(Plan {
         frontends,
+        checks,
+        backend_logs,
         backends,
         settings,
         maxconn: config.global.maxconn.unwrap_or(0),
         nbthread: config.global.nbthread.unwrap_or(1).max(1) as usize,
         bufsize: config.global.bufsize.filter(|&b| b >= 1024).unwrap_or(16384) as usize,
     })
+}
+
+/// The health checks of a backend's servers that have `check`.
+fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<CheckPlan>, String> {
+    let rules = check::parse_tcp_check_rules(&p.tcp_check).map_err(|e| format!("backend '{}': {e}", p.name))?;
+    let mut plans = Vec::new();
+    for (s, live) in p.servers.iter().zip(&state.servers) {
+        let params = &s.params;
+        if !params.check {
+            continue;
+        }
+        let ip = match &params.check_addr {
+            Some(a) => a.parse::<IpAddr>().map_err(|_| format!("server {}/{}: check address '{a}' is not an IP address", p.name, s.name))?,
+            None => live.addr.ip(),
+        };
+        let mut c = CheckConfig::new(SocketAddr::new(ip, params.check_port.unwrap_or(live.addr.port())));
+        c.inter = Duration::from_millis(params.inter_ms);
+        c.fastinter = params.fastinter_ms.map_or(c.inter, Duration::from_millis);
+        c.downinter = params.downinter_ms.map_or(c.inter, Duration::from_millis);
+        c.rise = params.rise;
+        c.fall = params.fall;
+        c.timeout = ms(p.timeouts.check);
+        c.connect_timeout = ms(p.timeouts.connect);
+        c.tcp_check = p.options.contains("tcp-check");
+        c.rules = rules.clone();
+        c.init_state = match params.init_state.as_deref() {
+            Some("fully-up") => InitState::FullyUp,
+            Some("down") => InitState::Down,
+            Some("fully-down") => InitState::FullyDown,
+            _ => InitState::Up,
+        };
+        c.log_health_checks = p.options.contains("log-health-checks");
+        c.listen = p.kind == crate::model::ProxyKind::Listen;
+        c.on_marked_down_shutdown_sessions = params.shutdown_on_down;
+        c.on_marked_up_shutdown_backup_sessions = params.shutdown_backup_on_up;
+        c.observe_layer4 = params.observe_layer4;
+        c.error_limit = params.error_limit;
+        c.on_error = match params.on_error.as_str() {
+            "fastinter" => OnError::FastInter,
+            "sudden-death" => OnError::SuddenDeath,
+            "mark-down" => OnError::MarkDown,
+            _ => OnError::FailCheck,
+        };
+        plans.push(CheckPlan { backend, server: live.clone(), config: c });
+    }
+    Ok(plans)
 }

@@ -299,6 +299,9 @@ impl Worker {
             return;
         }
         let _ = client.set_nodelay(true);
+        if self.shared.plan.frontends.get(frontend).is_some_and(|f| f.client_keepalive) {
+            let _ = sys::set_keepalive(&client);
+        }
         self.shared.actconn.fetch_add(1, Ordering::AcqRel);
         if let Some(c) = self.shared.feconn.get(frontend) {
             c.fetch_add(1, Ordering::AcqRel);
@@ -376,7 +379,8 @@ impl Worker {
     fn connect(&mut self, slot: usize, now: Instant) {
         let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
         let Some(server) = s.srv.clone() else { return };
-        let timeouts = s.backend.and_then(|b| self.shared.plan.settings.get(b)).map(|b| b.timeouts).unwrap_or_default();
+        let settings = s.backend.and_then(|b| self.shared.plan.settings.get(b)).copied();
+        let timeouts = settings.map(|b| b.timeouts).unwrap_or_default();
         match TcpStream::connect(server.addr) {
             Ok(mut stream) => {
                 if self
@@ -388,6 +392,9 @@ impl Worker {
                     return self.close(slot, *b"SC");
                 }
                 let _ = stream.set_nodelay(true);
+                if settings.is_some_and(|b| b.server_keepalive) {
+                    let _ = sys::set_keepalive(&stream);
+                }
                 s.server = Some(stream);
                 s.phase = Phase::Connecting;
                 s.connect_start.get_or_insert(now);

@@ -180,3 +180,8 @@ pub fn drop_privileges(chroot: Option<&str>, gid: Option<u32>, uid: Option<u32>)
     }
     Ok(())
 }
+
+/// Turns TCP keep-alive on for a connected socket (`option tcpka`, `clitcpka`, `srvtcpka`).
+pub fn set_keepalive(socket: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    set_int_opt(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)
+}
