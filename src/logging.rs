@@ -13,7 +13,6 @@
 //! /etc/localtime, because HAProxy prints local time and calling localtime_r would need
 //! `unsafe`.
 
-use std::fs::File;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
@@ -653,14 +652,13 @@ struct SampleState {
 }
 
 enum StdWriter {
-    /// Our own non-blocking open of the same pipe, tty or file.
-    Reopened(File),
     Stdout,
     Stderr,
 }
 
-/// Sends lines to a set of targets. Never blocks: a datagram that cannot leave now, or a
-/// stdout write that would block, is dropped and counted in [`Logger::dropped`].
+/// Sends lines to a set of targets. Datagrams never block (one that cannot leave now is
+/// dropped and counted in [`Logger::dropped`]); stdout and stderr are written as HAProxy
+/// writes them, on the process's own descriptors.
 pub struct Logger {
     targets: Vec<LogTarget>,
     meta: HeaderMeta,
@@ -679,17 +677,14 @@ fn udp_socket(bind: SocketAddr) -> Option<UdpSocket> {
     Some(s)
 }
 
-/// Opens fd 1 or 2 again through /proc with O_NONBLOCK|O_APPEND, so writes never block the
-/// loop without touching the flags of the shared descriptor; falls back to std's handle
-/// (sockets cannot be reopened this way).
 fn std_writer(fd: u8) -> StdWriter {
-    use std::os::unix::fs::OpenOptionsExt;
-    let reopened =
-        std::fs::OpenOptions::new().append(true).custom_flags(libc::O_NONBLOCK).open(format!("/proc/self/fd/{fd}"));
-    match (reopened, fd) {
-        (Ok(f), _) => StdWriter::Reopened(f),
-        (Err(_), 1) => StdWriter::Stdout,
-        (Err(_), _) => StdWriter::Stderr,
+    // The process's own descriptor, as HAProxy writes it: a second descriptor on the same
+    // file (reopened through /proc) would keep its own offset and overwrite what the other
+    // one writes when both go to one file (`hapx ... >file 2>&1`).
+    if fd == 1 {
+        StdWriter::Stdout
+    } else {
+        StdWriter::Stderr
     }
 }
 
@@ -809,7 +804,6 @@ fn write_std(w: Option<&Mutex<StdWriter>>, msg: &[u8]) -> bool {
         return false;
     };
     match &mut *w {
-        StdWriter::Reopened(f) => f.write(msg).is_ok_and(|n| n == msg.len()),
         StdWriter::Stdout => {
             let mut out = std::io::stdout().lock();
             out.write_all(msg).and_then(|_| out.flush()).is_ok()

@@ -126,7 +126,7 @@ fn run(opts: &cli::Options) -> i32 {
     if refused {
         return 1;
     }
-    drop(err);
+    drop((err, out));
     let g = &loaded.config.global;
     let run_opts = runtime::RunOptions {
         debug: opts.debug,

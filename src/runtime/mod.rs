@@ -34,6 +34,7 @@ pub struct Running {
     wakers: Vec<Arc<mio::Waker>>,
     /// Listening addresses of the first thread (all threads bind the same ones).
     pub addrs: Vec<std::net::SocketAddr>,
+    checker: Option<check::CheckerHandle>,
 }
 
 impl Running {
@@ -48,6 +49,9 @@ impl Running {
 
     /// Waits for every thread; the first error wins.
     pub fn join(self) -> std::io::Result<()> {
+        if let Some(c) = self.checker {
+            c.stop();
+        }
         let mut result = Ok(());
         for t in self.threads {
             let r = t.join().unwrap_or_else(|_| Err(std::io::Error::other("an event loop thread panicked")));
@@ -111,6 +115,9 @@ pub fn prepare(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send 
         hard_stop: AtomicBool::new(false),
         paused: AtomicBool::new(false),
         on_session_end: on_end,
+        kills: std::sync::Mutex::new(Vec::new()),
+        kill_epoch: std::sync::atomic::AtomicU64::new(0),
+        wakers: std::sync::Mutex::new(Vec::new()),
     });
     let mut workers = Vec::new();
     for _ in 0..nbthread {
@@ -125,10 +132,14 @@ impl Prepared {
         self.workers.first().map(|w| w.local_addrs()).unwrap_or_default()
     }
 
-    /// Starts one thread per event loop.
+    /// Starts one thread per event loop, and the health-check thread.
     pub fn launch(self) -> Result<Running, String> {
         let addrs = self.addrs();
-        let wakers = self.workers.iter().map(|w| w.waker()).collect();
+        let wakers: Vec<Arc<mio::Waker>> = self.workers.iter().map(|w| w.waker()).collect();
+        if let Ok(mut w) = self.shared.wakers.lock() {
+            *w = wakers.clone();
+        }
+        let checker = spawn_checks(&self.shared);
         let threads = self
             .workers
             .into_iter()
@@ -136,8 +147,66 @@ impl Prepared {
             .map(|(i, mut w)| std::thread::Builder::new().name(format!("hapx-{i}")).spawn(move || w.run()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        Ok(Running { shared: self.shared, threads, wakers, addrs })
+        Ok(Running { shared: self.shared, threads, wakers, addrs, checker })
     }
+}
+
+/// Prints a server state change as HAProxy does on stderr, and logs it to its backend.
+fn report_state_change(shared: &reactor::Shared, backend: usize, change: &check::StateChange) {
+    let pid = std::process::id();
+    let tag = match change.severity {
+        check::Severity::Emergency => "[EMERG]",
+        check::Severity::Alert => "[ALERT]",
+        check::Severity::Warning => "[WARNING]",
+        check::Severity::Notice => "[NOTICE]",
+    };
+    eprintln!("{tag:<10} ({pid}) : {}", change.text);
+    if let Some(text) = &change.no_server_text {
+        eprintln!("{:<10} ({pid}) : {text}", "[ALERT]");
+    }
+    if let Some(log) = shared.plan.backend_logs.get(backend).and_then(Option::as_ref) {
+        let level = match change.log_severity {
+            check::Severity::Emergency => crate::logging::Severity::Emerg,
+            check::Severity::Alert => crate::logging::Severity::Alert,
+            check::Severity::Warning => crate::logging::Severity::Warning,
+            check::Severity::Notice => crate::logging::Severity::Notice,
+        };
+        log.logger.send(level, &change.text);
+        if let Some(text) = &change.no_server_log {
+            log.logger.send(crate::logging::Severity::Emerg, text);
+        }
+    }
+}
+
+/// Starts the checker thread for every server with `check`, if any.
+fn spawn_checks(shared: &Arc<reactor::Shared>) -> Option<check::CheckerHandle> {
+    if shared.plan.checks.is_empty() {
+        return None;
+    }
+    let mut targets: Vec<check::Target> = Vec::new();
+    for c in &shared.plan.checks {
+        let Some(backend) = shared.plan.backends.get(c.backend) else { continue };
+        let weak = Arc::downgrade(shared);
+        let bi = c.backend;
+        let notify: check::Notify = Arc::new(move |change: &check::StateChange| {
+            if let Some(shared) = weak.upgrade() {
+                report_state_change(&shared, bi, change);
+                if change.shutdown_sessions || change.shutdown_backup_sessions {
+                    shared.request_kill(bi, &change.server, change.shutdown_backup_sessions);
+                }
+            }
+        });
+        targets.push((c.server.clone(), c.config.clone(), backend.name.clone(), notify));
+    }
+    // Unchecked servers still count in "N active servers left".
+    let peers = shared
+        .plan
+        .backends
+        .iter()
+        .flat_map(|b| b.servers.iter().map(|s| (b.name.clone(), s.clone())))
+        .filter(|(_, s)| !shared.plan.checks.iter().any(|c| Arc::ptr_eq(&c.server, s)))
+        .collect();
+    Some(check::Checker::spawn_with_peers(targets, peers))
 }
 
 /// Binds and starts at once (tests and embedders).

@@ -248,7 +248,9 @@ fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<Ch
             continue;
         }
         let ip = match &params.check_addr {
-            Some(a) => a.parse::<IpAddr>().map_err(|_| format!("server {}/{}: check address '{a}' is not an IP address", p.name, s.name))?,
+            Some(a) => a
+                .parse::<IpAddr>()
+                .map_err(|_| format!("server {}/{}: check address '{a}' is not an IP address", p.name, s.name))?,
             None => live.addr.ip(),
         };
         let mut c = CheckConfig::new(SocketAddr::new(ip, params.check_port.unwrap_or(live.addr.port())));

@@ -39,6 +39,35 @@ pub struct Shared {
     pub paused: AtomicBool,
     /// Called for every finished session.
     pub on_session_end: Box<dyn Fn(&SessionEnd) + Send + Sync>,
+    /// Requests to close the sessions of a server (`on-marked-down shutdown-sessions`) or of
+    /// a backend's backups (`on-marked-up shutdown-backup-sessions`); `kill_epoch` counts them.
+    pub kills: std::sync::Mutex<Vec<KillRequest>>,
+    pub kill_epoch: std::sync::atomic::AtomicU64,
+    /// Every thread's waker, to have them act on a kill request at once.
+    pub wakers: std::sync::Mutex<Vec<Arc<Waker>>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct KillRequest {
+    pub epoch: u64,
+    pub backend: usize,
+    /// The server whose sessions end, or all backups of the backend.
+    pub server: Option<String>,
+}
+
+impl Shared {
+    /// Asks every thread to close the sessions of `server` (or of every backup server).
+    pub fn request_kill(&self, backend: usize, server: &str, backups: bool) {
+        let epoch = self.kill_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Ok(mut k) = self.kills.lock() {
+            k.push(KillRequest { epoch, backend, server: (!backups).then(|| server.to_string()) });
+        }
+        if let Ok(w) = self.wakers.lock() {
+            w.iter().for_each(|w| {
+                let _ = w.wake();
+            });
+        }
+    }
 }
 
 /// What a finished session reports, for logs and stats.
@@ -122,6 +151,8 @@ pub struct Worker {
     /// Per backend, sessions of this thread waiting for a server.
     queues: Vec<VecDeque<usize>>,
     accepting: bool,
+    /// The last kill request this thread acted on.
+    kill_seen: u64,
 }
 
 fn token(slot: usize, side: Side) -> Token {
@@ -167,6 +198,7 @@ impl Worker {
             again: Vec::new(),
             queues,
             accepting: true,
+            kill_seen: 0,
         })
     }
 
@@ -211,7 +243,10 @@ impl Worker {
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER => self.drain_queues(),
+                    WAKER => {
+                        self.apply_kills();
+                        self.drain_queues();
+                    }
                     Token(t) if t >= SESSION_BASE => self.drive((t - SESSION_BASE) / 2),
                     Token(t) => self.accept(t - 1),
                 }
@@ -619,6 +654,40 @@ impl Worker {
         self.drain_queues();
         for i in 0..self.listeners.len() {
             self.accept(i);
+        }
+    }
+
+    /// Closes the sessions named by kill requests this thread has not seen yet.
+    fn apply_kills(&mut self) {
+        let epoch = self.shared.kill_epoch.load(Ordering::Acquire);
+        if epoch == self.kill_seen {
+            return;
+        }
+        let requests: Vec<KillRequest> = match self.shared.kills.lock() {
+            Ok(k) => k.iter().filter(|r| r.epoch > self.kill_seen).cloned().collect(),
+            Err(_) => return,
+        };
+        self.kill_seen = epoch;
+        for r in requests {
+            let victims: Vec<usize> = self
+                .sessions
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let s = s.as_ref()?;
+                    let srv = s.srv.as_ref()?;
+                    let hit = s.backend == Some(r.backend)
+                        && match &r.server {
+                            Some(name) => &srv.name == name,
+                            None => srv.backup,
+                        };
+                    hit.then_some(i)
+                })
+                .collect();
+            let term = if r.server.is_some() { *b"DD" } else { *b"UD" };
+            for slot in victims {
+                self.close(slot, term);
+            }
         }
     }
 
