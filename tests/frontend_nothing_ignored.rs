@@ -38,6 +38,7 @@ const TYPED_GLOBAL: &[&str] = &[
     "presetenv",
     "unsetenv",
     "resetenv",
+    "hard-stop-after",
 ];
 
 /// Proxy keywords that src/model/proxy.rs stores in `Proxy` without an UNSUPPORTED note
@@ -64,6 +65,15 @@ const TYPED_PROXY: &[&str] = &[
     "option allbackups",
     "option log-separate-errors",
     "option tcp-check",
+    "option log-health-checks",
+    "tcp-check connect",
+    "tcp-check send",
+    "tcp-check send-binary",
+    "tcp-check send-lf",
+    "tcp-check expect",
+    "tcp-check comment",
+    "hash-type",
+    "hash-balance-factor",
     "option tcpka",
     "option clitcpka",
     "option srvtcpka",
@@ -195,7 +205,7 @@ fn config_lines_are_numbered_as_expected() {
     assert_eq!(o, Outcome::Alert, "{s}");
     let (o, s) = try_line(SectionKind::Listen, "maxconns 1");
     assert_eq!(o, Outcome::Alert, "{s}");
-    let (o, s) = try_line(SectionKind::Backend, "hash-type consistent");
+    let (o, s) = try_line(SectionKind::Backend, "cookie SRV insert");
     assert_eq!(o, Outcome::Unsupported, "{s}");
 }
 
@@ -263,7 +273,15 @@ fn no_log_in_global_is_not_a_log_target() {
 /// Keywords where HAProxy 2.6.12 accepts one word more than their grammar shape says
 /// (checked with `haproxy -c`): `setenv n1 1 x`, `presetenv n1 1 x`,
 /// `expose-experimental-directives x`, `option redispatch x x`.
-const HAPROXY_TAKES_MORE: &[&str] = &["setenv", "presetenv", "expose-experimental-directives", "option redispatch"];
+const HAPROXY_TAKES_MORE: &[&str] = &[
+    "setenv",
+    "presetenv",
+    "expose-experimental-directives",
+    "option redispatch",
+    "hard-stop-after",
+    "hash-balance-factor",
+    "tcp-check comment",
+];
 
 /// A typed keyword given one word more than its shape allows must be refused: the model
 /// reads only the words it knows, so an unchecked extra word would be silently dropped.

@@ -313,6 +313,65 @@ fn rules_inheritance_error(kind: ProxyKind, d: &Proxy) -> Option<String> {
     })
 }
 
+/// HAProxy's refusal of unexpected words on `tcp-check connect` and `tcp-check send*`.
+fn tcp_check_args_error(stmt: &Stmt) -> Option<String> {
+    let action = stmt.word(1);
+    if action == "expect" {
+        return tcp_check_expect_error(stmt);
+    }
+    let mut i = match action {
+        "connect" => 2,
+        "send" | "send-binary" | "send-lf" | "send-binary-lf" => 3,
+        _ => return None,
+    };
+    while i < stmt.words.len() {
+        let w = stmt.word(i);
+        let takes_value = match (action, w) {
+            ("connect", "comment" | "port" | "addr" | "sni" | "alpn" | "proto") => true,
+            ("connect", "send-proxy" | "ssl" | "via-socks4" | "linger" | "default") => false,
+            (_, "comment") => true,
+            ("connect", _) => {
+                return Some(format!(
+                    "'tcp-check connect' : expects 'comment', 'port', 'addr', 'send-proxy', 'ssl', 'sni', 'alpn' or 'via-socks4', 'linger', 'default' but got '{w}' as argument.."
+                ))
+            }
+            _ => return Some(format!("'tcp-check {action}' : expects 'comment' but got '{w}' as argument..")),
+        };
+        i += 1 + usize::from(takes_value);
+    }
+    None
+}
+
+/// `tcp-check expect [min-recv N] [!]<kind> <pattern> [options]`: HAProxy's refusal of a
+/// word it does not expect (with its own quoting).
+fn tcp_check_expect_error(stmt: &Stmt) -> Option<String> {
+    const KINDS: &[&str] = &["string", "rstring", "binary", "rbinary", "string-lf", "binary-lf"];
+    const WITH_VALUE: &[&str] =
+        &["min-recv", "comment", "ok-status", "error-status", "tout-status", "on-success", "on-error", "status-code"];
+    let refuse = |w: &str| {
+        Some(format!(
+            "'tcp-check expect' : 'only supports min-recv, '[!]binary', '[!]string', '[!]rstring', '[!]string-lf''[!]rbinary', '[!]binary-lf' or comment but got '{w}' as argument.."
+        ))
+    };
+    let mut i = 2;
+    let mut seen_kind = false;
+    while i < stmt.words.len() {
+        let w = stmt.word(i);
+        let kind = w.strip_prefix('!').unwrap_or(w);
+        if w == "!" {
+            i += 1;
+        } else if KINDS.contains(&kind) && !seen_kind {
+            seen_kind = true;
+            i += 2;
+        } else if WITH_VALUE.contains(&w) {
+            i += 2;
+        } else {
+            return refuse(w);
+        }
+    }
+    None
+}
+
 /// Characters HAProxy allows in proxy and server names.
 pub fn invalid_char(name: &str) -> Option<char> {
     name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
@@ -586,16 +645,39 @@ impl Builder {
                 }
             }
             "tcp-check" => {
+                // What the check engine runs; other steps (set-var, ...) it cannot yet.
+                if !matches!(stmt.word(1), "connect" | "send" | "send-binary" | "send-lf" | "expect" | "comment") {
+                    out.unsupported(stmt, &format!("tcp-check {}", stmt.word(1)));
+                }
+                if let Some(text) = tcp_check_args_error(stmt) {
+                    return out.alert_at(stmt, 1, text);
+                }
                 if let Some(p) = self.proxy_mut(r) {
                     p.tcp_check.push(stmt.args().iter().map(|w| w.text.clone()).collect());
                 }
             }
             "hash-type" => {
+                let words: Vec<&str> = stmt.args().iter().map(|w| w.text.as_str()).collect();
+                if !matches!(words.first(), Some(&"consistent") | Some(&"map-based")) {
+                    return out.alert_at(stmt, 1, "'hash-type' only supports 'consistent' and 'map-based'.");
+                }
+                let function = words.get(1).copied().filter(|w| *w != "avalanche");
+                if function.is_some_and(|f| !matches!(f, "sdbm" | "djb2" | "crc32" | "wt6" | "none")) {
+                    return out.alert_at(
+                        stmt,
+                        2,
+                        "'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash functions.",
+                    );
+                }
                 if let Some(p) = self.proxy_mut(r) {
                     p.hash_type = stmt.args().iter().map(|w| w.text.clone()).collect();
                 }
             }
             "hash-balance-factor" => {
+                let factor = units::atoi(&arg);
+                if factor != 0 && factor <= 100 {
+                    return out.alert_at(stmt, 1, "'hash-balance-factor' must be 0 or greater than 100.");
+                }
                 if let Some(p) = self.proxy_mut(r) {
                     p.hash_balance_factor = u32::try_from(units::atoi(&arg)).ok();
                 }

@@ -108,7 +108,7 @@ impl Ring {
                 avoided = avoided.or(Some((k, i)));
                 continue;
             }
-            let within = bound.map_or(true, |b| {
+            let within = bound.is_none_or(|b| {
                 let cum = self.cumulative.get(i).copied().unwrap_or(0);
                 b.allows(cur_at(servers, i), weight_at(servers, i), cum)
             });

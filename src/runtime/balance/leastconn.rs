@@ -56,7 +56,7 @@ impl Balancer for LeastConn {
                 continue;
             }
             let rank = (key(s), self.last_pick.get(i).copied().unwrap_or(0), i);
-            if best.map_or(true, |b| rank < b) {
+            if best.is_none_or(|b| rank < b) {
                 best = Some(rank);
             }
         }

@@ -41,7 +41,7 @@ impl WeightMap {
                 let Some(sc) = score.get_mut(k) else { continue };
                 *sc += w;
                 let level = (*sc + tot) / tot;
-                if best.map_or(true, |(_, max)| level > max) {
+                if best.is_none_or(|(_, max)| level > max) {
                     best = Some((k, level));
                 }
             }

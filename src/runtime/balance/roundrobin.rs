@@ -60,7 +60,7 @@ impl Balancer for RoundRobin {
                 continue;
             }
             *credit += i64::from(weight_at(servers, i));
-            if best.map_or(true, |(_, c)| *credit > c) {
+            if best.is_none_or(|(_, c)| *credit > c) {
                 best = Some((i, *credit));
             }
         }
