@@ -53,8 +53,8 @@ fn one_gib_of_random_bytes_is_echoed_exactly_through_hapx() {
     let port = free_port();
     let _hapx = start_hapx(&listen_cfg(port, echo.port), &[port]);
     const CONNS: u64 = 8;
-    // 512 MiB sent by the clients and 512 MiB echoed back: 1 GiB through hapx.
-    const PER_CONN: u64 = (512 << 20) / CONNS;
+    // 1 GiB sent by the clients and 1 GiB echoed back.
+    const PER_CONN: u64 = (1 << 30) / CONNS;
     let started = Instant::now();
     let handles: Vec<_> =
         (0..CONNS).map(|i| thread::spawn(move || echo_session(port, 1000 + i, PER_CONN + i * 7919))).collect();

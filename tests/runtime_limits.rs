@@ -183,15 +183,52 @@ fn client_timeout_disconnects_an_idle_client() {
     assert!(wait_until(Duration::from_secs(3), || srv.open() == 0), "server side left open");
 }
 
+/// A silent server that reports everything it received once the peer closes, and when.
+fn recording_server() -> (Server, std::sync::mpsc::Receiver<(Vec<u8>, Duration)>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let srv = Server::start(move |mut s, _| {
+        let started = Instant::now();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(k) = s.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        let _ = tx.lock().map(|t| t.send((got, started.elapsed())));
+    });
+    (srv, rx)
+}
+
 #[test]
-fn server_timeout_disconnects_an_idle_server() {
+fn server_timeout_closes_an_idle_server_towards_the_client() {
     let srv = silent_server();
     let port = free_port();
     let _h = start_hapx(&timeout_cfg(port, srv.port, "    timeout client 30s\n    timeout server 400ms\n"), &[port]);
     let mut c = connect(port, Duration::from_secs(5));
     let (after, _) = closed_within(&mut c, Duration::from_secs(5)).expect("idle session not closed by timeout server");
     assert!(after >= Duration::from_millis(300) && after < Duration::from_secs(3), "closed after {after:?}");
-    assert!(wait_until(Duration::from_secs(3), || srv.open() == 0), "server side left open");
+    drop(c);
+    assert!(wait_until(Duration::from_secs(3), || srv.open() == 0), "server side left open after the client left");
+}
+
+#[test]
+#[ignore = "hapx bug: a timeout closes the whole session; HAProxy only shuts the timed-out direction"]
+fn server_timeout_leaves_the_client_to_server_direction_open_like_haproxy() {
+    // HAProxy 2.6: `timeout server` expiring shuts the server's read side and sends a FIN to
+    // the client; the client can still send to the server until it closes.
+    let (srv, rx) = recording_server();
+    let port = free_port();
+    let _h = start_hapx(&timeout_cfg(port, srv.port, "    timeout client 30s\n    timeout server 400ms\n"), &[port]);
+    let mut c = connect(port, Duration::from_secs(5));
+    let mut b = [0u8; 1];
+    assert_eq!(c.read(&mut b).expect("EOF from timeout server"), 0);
+    c.write_all(b"late words\n").expect("write after the server timeout");
+    c.shutdown(Shutdown::Write).expect("shutdown");
+    let (got, _) = rx.recv_timeout(Duration::from_secs(5)).expect("server end");
+    assert_eq!(got, b"late words\n");
 }
 
 #[test]
@@ -211,39 +248,32 @@ fn tunnel_timeout_replaces_client_and_server_timeouts() {
     assert!(after >= Duration::from_millis(1200) && after < Duration::from_secs(4), "closed after {after:?}");
 }
 
+// As HAProxy 2.6 applies them (checked against haproxy with HAPX_TEST_PROXY=haproxy):
+// `timeout client-fin` replaces the client's timeout once the proxy has shut its write side
+// towards the client (the server closed first), `timeout server-fin` the server's once the
+// proxy has shut its write side towards the server (the client closed first).
+
 #[test]
-fn client_fin_timeout_ends_a_half_closed_client() {
-    // The server never closes; the client shuts its write side and waits.
-    let srv = silent_server_after_eof();
+#[ignore = "hapx bug: client-fin is applied after the client's FIN instead of after the FIN sent to the client"]
+fn client_fin_timeout_ends_a_client_that_does_not_close_after_the_server() {
+    // The server shuts its write side at once and waits; the client sees EOF and stays.
+    let (srv, rx) = recording_server_after_fin();
     let port = free_port();
     let cfg = timeout_cfg(port, srv.port, "    timeout client 30s\n    timeout server 30s\n    timeout client-fin 400ms\n");
     let _h = start_hapx(&cfg, &[port]);
     let mut c = connect(port, Duration::from_secs(5));
-    c.write_all(b"bye").expect("write");
-    c.shutdown(Shutdown::Write).expect("shutdown");
-    let (after, _) = closed_within(&mut c, Duration::from_secs(5)).expect("half-closed client kept past client-fin");
+    let mut b = [0u8; 1];
+    assert_eq!(c.read(&mut b).expect("EOF from the server"), 0);
+    let (closed, after) = rx.recv_timeout(Duration::from_secs(10)).expect("server thread");
+    assert!(closed, "session still open 5 s after the server's FIN: timeout client-fin did not fire");
     assert!(after >= Duration::from_millis(300) && after < Duration::from_secs(3), "closed after {after:?}");
 }
 
-/// A server that reads until the client's FIN, then stays open and silent for 6 s.
-fn silent_server_after_eof() -> Server {
-    Server::start(|mut s, _| {
-        let mut buf = [0u8; 4096];
-        while let Ok(k) = s.read(&mut buf) {
-            if k == 0 {
-                break;
-            }
-        }
-        // Stay open and silent for longer than any timeout under test.
-        thread::sleep(Duration::from_secs(6));
-    })
-}
-
-#[test]
-fn server_fin_timeout_ends_a_half_closed_server() {
+/// A server that shuts its write side at once, then reports whether (and when) its peer
+/// closed within 5 s.
+fn recording_server_after_fin() -> (Server, std::sync::mpsc::Receiver<(bool, Duration)>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    // The server shuts its write side at once and waits for hapx to close its side.
     let srv = Server::start(move |mut s, _| {
         let _ = s.shutdown(Shutdown::Write);
         let started = Instant::now();
@@ -259,16 +289,36 @@ fn server_fin_timeout_ends_a_half_closed_server() {
         };
         let _ = tx.lock().map(|t| t.send((closed, started.elapsed())));
     });
+    (srv, rx)
+}
+
+#[test]
+#[ignore = "hapx bug: server-fin is applied after the server's FIN instead of after the FIN sent to the server"]
+fn server_fin_timeout_ends_a_server_that_does_not_close_after_the_client() {
+    // The client half-closes; the server reads to EOF and stays open, silent.
+    let srv = silent_server_after_eof();
     let port = free_port();
     let cfg = timeout_cfg(port, srv.port, "    timeout client 30s\n    timeout server 30s\n    timeout server-fin 400ms\n");
     let _h = start_hapx(&cfg, &[port]);
     let mut c = connect(port, Duration::from_secs(5));
-    // The client sees the server's FIN and stays open, silent.
-    let mut b = [0u8; 1];
-    assert_eq!(c.read(&mut b).expect("EOF from the server"), 0);
-    let (closed, after) = rx.recv_timeout(Duration::from_secs(10)).expect("server thread");
-    assert!(closed, "server side still open 5 s after its FIN: timeout server-fin did not fire");
+    c.write_all(b"bye").expect("write");
+    c.shutdown(Shutdown::Write).expect("shutdown");
+    let (after, _) = closed_within(&mut c, Duration::from_secs(5)).expect("server kept past server-fin");
     assert!(after >= Duration::from_millis(300) && after < Duration::from_secs(3), "closed after {after:?}");
+}
+
+/// A server that reads until the client's FIN, then stays open and silent for 6 s.
+fn silent_server_after_eof() -> Server {
+    Server::start(|mut s, _| {
+        let mut buf = [0u8; 4096];
+        while let Ok(k) = s.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+        }
+        // Stay open and silent for longer than any timeout under test.
+        thread::sleep(Duration::from_secs(6));
+    })
 }
 
 fn maxconn_case(cfg_for: impl Fn(u16, u16) -> String) {

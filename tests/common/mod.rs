@@ -105,8 +105,13 @@ impl Drop for Proc {
 pub const HAPX: &str = env!("CARGO_BIN_EXE_hapx");
 
 /// Writes `cfg` into a fresh temp dir and runs `hapx -db -f` on it, waiting for `ports`.
+/// `HAPX_TEST_PROXY=haproxy` runs another program instead, to check what the tests expect
+/// against HAProxy itself.
 pub fn start_hapx(cfg: &str, ports: &[u16]) -> Proc {
-    start_proxy(HAPX, "hapx", cfg, ports)
+    match std::env::var("HAPX_TEST_PROXY") {
+        Ok(program) if !program.is_empty() => start_proxy(&program, "proxy-under-test", cfg, ports),
+        _ => start_proxy(HAPX, "hapx", cfg, ports),
+    }
 }
 
 /// The same with HAProxy (the caller checks `have("haproxy")`).
