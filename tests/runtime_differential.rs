@@ -163,7 +163,14 @@ fn source_hash_matches_haproxy_for_fixed_client_addresses() {
     }
     let srv = servers();
     let lines = server_lines(&srv, &[]);
-    let sources: Vec<String> = (2..=17).map(|i| format!("127.0.0.{i}")).collect();
+    // Scattered and repeated addresses (consecutive ones would cycle like round-robin).
+    let sources: Vec<String> = [
+        "127.0.0.5", "127.0.0.5", "127.0.0.9", "127.1.2.3", "127.0.0.2", "127.0.0.9", "127.200.0.1", "127.0.0.5",
+        "127.3.3.3", "127.0.0.8", "127.0.0.11", "127.1.2.3", "127.9.0.7", "127.0.0.2", "127.0.0.14", "127.0.0.17",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let run = |proxy: &str| {
         let port = free_port();
         let cfg = listen(port, &format!("    balance source\n{lines}"));
@@ -172,6 +179,7 @@ fn source_hash_matches_haproxy_for_fixed_client_addresses() {
     };
     let haproxy_seen = run("haproxy");
     let hapx_seen = run("hapx");
+    assert!(haproxy_seen.iter().all(|s| s.len() == 1), "haproxy through python3: {haproxy_seen:?}");
     assert_eq!(hapx_seen, haproxy_seen, "hapx (left) and haproxy (right) differ");
 }
 
