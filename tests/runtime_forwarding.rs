@@ -80,7 +80,7 @@ fn tail_case(size: usize, drop_only: bool) {
         s.shutdown(Shutdown::Both).expect("shutdown");
     }
     drop(s);
-    let got = rx.lock().expect("rx").recv_timeout(Duration::from_secs(10)).expect("the server saw no end of stream");
+    let got = rx.recv_timeout(Duration::from_secs(10)).expect("the server saw no end of stream");
     assert_eq!(got, sum_of(&data), "size {size}: server got (length, checksum) {got:?}");
 }
 
@@ -132,7 +132,7 @@ fn several_tails_at_once_arrive_whole() {
     }
     let mut got = Vec::new();
     for _ in &sizes {
-        got.push(rx.lock().expect("rx").recv_timeout(Duration::from_secs(10)).expect("a stream did not end"));
+        got.push(rx.recv_timeout(Duration::from_secs(10)).expect("a stream did not end"));
     }
     got.sort();
     expected.sort();
@@ -154,7 +154,9 @@ fn server_closing_first_delivers_everything_then_eof() {
         let mut c = connect(port, Duration::from_secs(10));
         match read_to_end(&mut c) {
             End::Eof(got) => assert_eq!(sum_of(&got), sum_of(&data), "size {size}"),
-            other => panic!("size {size}: expected data then EOF, got {:?} after {} bytes", kind(&other), other.data().len()),
+            other => {
+                panic!("size {size}: expected data then EOF, got {:?} after {} bytes", kind(&other), other.data().len())
+            }
         }
     }
 }

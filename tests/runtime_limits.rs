@@ -60,7 +60,8 @@ fn queue_timeout_closes_the_waiting_client() {
     let mut a = connect(port, Duration::from_secs(5));
     assert_eq!(tag(&mut a, Duration::from_secs(5)).as_deref(), Some("s1\n"));
     let mut b = connect(port, Duration::from_secs(5));
-    let (after, end) = closed_within(&mut b, Duration::from_secs(5)).expect("queued client not closed by timeout queue");
+    let (after, end) =
+        closed_within(&mut b, Duration::from_secs(5)).expect("queued client not closed by timeout queue");
     assert!(end.data().is_empty(), "queued client got data: {:?}", end.data());
     assert!(after >= Duration::from_millis(300) && after < Duration::from_secs(3), "closed after {after:?}");
     assert_eq!(s1.accepted(), 1);
@@ -133,7 +134,8 @@ fn connect_timeout_fires_with_retries() {
 fn connection_refused_everywhere_closes_the_client_after_retries() {
     let dead = free_port();
     let port = free_port();
-    let cfg = format!("{DEFAULTS}    retries 2\nlisten rf\n    bind 127.0.0.1:{port}\n    server s1 127.0.0.1:{dead}\n");
+    let cfg =
+        format!("{DEFAULTS}    retries 2\nlisten rf\n    bind 127.0.0.1:{port}\n    server s1 127.0.0.1:{dead}\n");
     let _h = start_hapx(&cfg, &[port]);
     let mut c = connect(port, Duration::from_secs(5));
     let (_, end) = closed_within(&mut c, Duration::from_secs(8)).expect("client not closed");
@@ -235,7 +237,8 @@ fn server_timeout_leaves_the_client_to_server_direction_open_like_haproxy() {
 fn tunnel_timeout_replaces_client_and_server_timeouts() {
     let srv = Server::start(echo_handler);
     let port = free_port();
-    let cfg = timeout_cfg(port, srv.port, "    timeout client 300ms\n    timeout server 300ms\n    timeout tunnel 1500ms\n");
+    let cfg =
+        timeout_cfg(port, srv.port, "    timeout client 300ms\n    timeout server 300ms\n    timeout tunnel 1500ms\n");
     let _h = start_hapx(&cfg, &[port]);
     let mut c = connect(port, Duration::from_secs(5));
     c.write_all(b"x").expect("write");
@@ -259,7 +262,8 @@ fn client_fin_timeout_ends_a_client_that_does_not_close_after_the_server() {
     // The server shuts its write side at once and waits; the client sees EOF and stays.
     let (srv, rx) = recording_server_after_fin();
     let port = free_port();
-    let cfg = timeout_cfg(port, srv.port, "    timeout client 30s\n    timeout server 30s\n    timeout client-fin 400ms\n");
+    let cfg =
+        timeout_cfg(port, srv.port, "    timeout client 30s\n    timeout server 30s\n    timeout client-fin 400ms\n");
     let _h = start_hapx(&cfg, &[port]);
     let mut c = connect(port, Duration::from_secs(5));
     let mut b = [0u8; 1];
@@ -283,7 +287,9 @@ fn recording_server_after_fin() -> (Server, std::sync::mpsc::Receiver<(bool, Dur
             match s.read(&mut buf) {
                 Ok(0) => break true,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break false,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    break false
+                }
                 Err(_) => break true,
             }
         };
@@ -298,7 +304,8 @@ fn server_fin_timeout_ends_a_server_that_does_not_close_after_the_client() {
     // The client half-closes; the server reads to EOF and stays open, silent.
     let srv = silent_server_after_eof();
     let port = free_port();
-    let cfg = timeout_cfg(port, srv.port, "    timeout client 30s\n    timeout server 30s\n    timeout server-fin 400ms\n");
+    let cfg =
+        timeout_cfg(port, srv.port, "    timeout client 30s\n    timeout server 30s\n    timeout server-fin 400ms\n");
     let _h = start_hapx(&cfg, &[port]);
     let mut c = connect(port, Duration::from_secs(5));
     c.write_all(b"bye").expect("write");

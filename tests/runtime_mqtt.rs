@@ -63,7 +63,11 @@ fn mosquittos(n: usize) -> Option<(Vec<Proc>, Vec<u16>)> {
         let conf = dir.join("mosquitto.conf");
         // mosquitto 2.0.11 with its default 20 in-flight messages stops delivering queued
         // QoS 2 messages to a subscriber (seen without hapx too), hence the larger window.
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_keepalive 600\nmax_inflight_messages 100\n")).expect("conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_keepalive 600\nmax_inflight_messages 100\n"),
+        )
+        .expect("conf");
         let mut cmd = std::process::Command::new("mosquitto");
         cmd.arg("-c").arg(&conf);
         procs.push(Proc::start(&format!("mosquitto{i}"), cmd, &dir, &[port]));
@@ -105,11 +109,8 @@ fn pubsub(port: u16, qos: QoS, n: usize) {
         let mut got = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(15);
         while got.len() < n && Instant::now() < deadline {
-            match sub_conn.recv_timeout(Duration::from_millis(200)) {
-                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                    got.push((p.qos, String::from_utf8_lossy(&p.payload).into_owned()))
-                }
-                _ => {}
+            if let Ok(Ok(Event::Incoming(Packet::Publish(p)))) = sub_conn.recv_timeout(Duration::from_millis(200)) {
+                got.push((p.qos, String::from_utf8_lossy(&p.payload).into_owned()));
             }
         }
         drop(sub);
@@ -261,4 +262,3 @@ fn rumqttd_roundrobin_spreads_300_clients_evenly() {
     let _clients: Vec<TcpStream> = (0..300).map(|i| mqtt_connect(port, &format!("rr-{i}"))).collect();
     assert_even(&brokers, 300, "roundrobin, 300 clients");
 }
-

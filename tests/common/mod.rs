@@ -68,7 +68,8 @@ impl Proc {
         let stderr_path = dir.join(format!("{name}.stderr"));
         let out = std::fs::File::create(dir.join(format!("{name}.stdout"))).expect("stdout file");
         let err = std::fs::File::create(&stderr_path).expect("stderr file");
-        let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let child =
+            cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let mut p = Proc { name: name.to_string(), child, stderr_path };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -381,7 +382,7 @@ pub fn tag_server(tag: &str) -> Server {
 }
 
 /// A sink that reads until EOF and reports (length, checksum) per connection.
-pub fn sink_server() -> (Server, Arc<Mutex<mpsc::Receiver<(u64, u64)>>>) {
+pub fn sink_server() -> (Server, mpsc::Receiver<(u64, u64)>) {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let srv = Server::start(move |mut s, _| {
@@ -401,8 +402,9 @@ pub fn sink_server() -> (Server, Arc<Mutex<mpsc::Receiver<(u64, u64)>>>) {
         }
         let _ = tx.lock().map(|t| t.send(sum.finish()));
     });
-    (srv, Arc::new(Mutex::new(rx)))
+    (srv, rx)
 }
 
 /// `defaults` of the test configs: tcp, and timeouts long enough not to fire by accident.
-pub const DEFAULTS: &str = "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n";
+pub const DEFAULTS: &str =
+    "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n";
