@@ -130,7 +130,6 @@ fn static_rr_order_matches_haproxy() {
 }
 
 #[test]
-#[ignore = "needs balance static-rr with weights"]
 fn weighted_static_rr_order_matches_haproxy() {
     let srv = servers();
     let lines = server_lines(&srv, &["weight 3", "weight 1", "weight 2"]);
@@ -138,7 +137,6 @@ fn weighted_static_rr_order_matches_haproxy() {
 }
 
 #[test]
-#[ignore = "needs balance first"]
 fn first_fills_servers_in_order_like_haproxy() {
     let srv = servers();
     let lines = server_lines(&srv, &["maxconn 2", "maxconn 2", "maxconn 2"]);
@@ -155,7 +153,6 @@ fn from_source(src: &str, port: u16) -> String {
 }
 
 #[test]
-#[ignore = "needs balance source"]
 fn source_hash_matches_haproxy_for_fixed_client_addresses() {
     if !have("haproxy") || !have("python3") {
         eprintln!("note: haproxy or python3 missing, skipped");

@@ -217,7 +217,6 @@ fn server_timeout_closes_an_idle_server_towards_the_client() {
 }
 
 #[test]
-#[ignore = "hapx bug: a timeout closes the whole session; HAProxy only shuts the timed-out direction"]
 fn server_timeout_leaves_the_client_to_server_direction_open_like_haproxy() {
     // HAProxy 2.6: `timeout server` expiring shuts the server's read side and sends a FIN to
     // the client; the client can still send to the server until it closes.
@@ -257,7 +256,6 @@ fn tunnel_timeout_replaces_client_and_server_timeouts() {
 // proxy has shut its write side towards the server (the client closed first).
 
 #[test]
-#[ignore = "hapx bug: client-fin is applied after the client's FIN instead of after the FIN sent to the client"]
 fn client_fin_timeout_ends_a_client_that_does_not_close_after_the_server() {
     // The server shuts its write side at once and waits; the client sees EOF and stays.
     let (srv, rx) = recording_server_after_fin();
@@ -299,7 +297,6 @@ fn recording_server_after_fin() -> (Server, std::sync::mpsc::Receiver<(bool, Dur
 }
 
 #[test]
-#[ignore = "hapx bug: server-fin is applied after the server's FIN instead of after the FIN sent to the server"]
 fn server_fin_timeout_ends_a_server_that_does_not_close_after_the_client() {
     // The client half-closes; the server reads to EOF and stays open, silent.
     let srv = silent_server_after_eof();

@@ -235,7 +235,6 @@ fn leastconn_spread(brokers: &[u16]) {
 }
 
 #[test]
-#[ignore = "needs balance leastconn"]
 fn rumqttd_leastconn_spreads_300_clients_evenly() {
     let brokers: Vec<u16> = (0..3).map(|_| free_port()).collect();
     for &b in &brokers {
@@ -245,7 +244,6 @@ fn rumqttd_leastconn_spreads_300_clients_evenly() {
 }
 
 #[test]
-#[ignore = "needs balance leastconn"]
 fn mosquitto_leastconn_spreads_300_clients_evenly() {
     let Some((_procs, ports)) = mosquittos(3) else { return };
     leastconn_spread(&ports);

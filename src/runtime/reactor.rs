@@ -124,7 +124,15 @@ struct Session {
     connected_at: Option<Instant>,
     retries: u32,
     redispatched: bool,
+    /// The earliest of the side deadlines (or the connect/queue deadline).
     deadline: Option<Instant>,
+    client_deadline: Option<Instant>,
+    server_deadline: Option<Instant>,
+    /// The first side that timed out, for the termination state.
+    timed_out: Option<[u8; 2]>,
+    /// When a side last timed out (its inactivity clock restarts there).
+    client_idle_from: Option<Instant>,
+    server_idle_from: Option<Instant>,
     /// When the heap holds an entry for this session (the earliest one).
     timer_at: Option<Instant>,
 }
@@ -368,6 +376,11 @@ impl Worker {
             retries: 0,
             redispatched: false,
             deadline: None,
+            client_deadline: None,
+            server_deadline: None,
+            timed_out: None,
+            client_idle_from: None,
+            server_idle_from: None,
             timer_at: None,
         };
         if let Some(s) = self.sessions.get_mut(slot) {
@@ -494,7 +507,10 @@ impl Worker {
         let down = s.s2c.pump(server, &mut s.client, &mut self.pool, BUDGET, (Side::Server, Side::Client), now);
         match (up, down) {
             (Err(e), _) | (_, Err(e)) => self.abort(slot, e),
-            (Ok(Flow::Done), Ok(Flow::Done)) => self.close(slot, *b"--"),
+            (Ok(Flow::Done), Ok(Flow::Done)) => {
+                let term = s.timed_out.unwrap_or(*b"--");
+                self.close(slot, term)
+            }
             (Ok(a), Ok(b)) => {
                 if a == Flow::Budget || b == Flow::Budget {
                     self.again.push(slot);
@@ -504,23 +520,54 @@ impl Worker {
         }
     }
 
-    /// The inactivity deadline from the last activity on each side and HAProxy's timeouts.
+    /// The inactivity deadline of each side, from its last activity and HAProxy's timeouts:
+    /// `tunnel` replaces `client` and `server` once connected; `client-fin` applies once the
+    /// client was sent a FIN (the server closed first), `server-fin` once the server was.
     fn refresh_deadline(&mut self, slot: usize, now: Instant) {
         let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
         let plan = &self.shared.plan;
         let fe = plan.frontends.get(s.frontend);
         let be = s.backend.and_then(|b| plan.settings.get(b)).map(|b| b.timeouts).unwrap_or_default();
-        let tunnel = be.tunnel;
-        let client_t = if s.c2s.src_eof { fe.and_then(|f| f.client_fin_timeout) } else { None }
-            .or(tunnel)
-            .or(fe.and_then(|f| f.client_timeout));
-        let server_t = if s.s2c.src_eof { be.server_fin } else { None }.or(tunnel).or(be.server);
+        let client_fin = fe.and_then(|f| f.client_fin_timeout).filter(|_| s.s2c.dst_shut);
+        let server_fin = be.server_fin.filter(|_| s.c2s.dst_shut);
+        let client_t = client_fin.or(be.tunnel).or(fe.and_then(|f| f.client_timeout));
+        let server_t = server_fin.or(be.tunnel).or(be.server);
         let base = s.connected_at.unwrap_or(now);
-        let client_last = [s.c2s.last_read, s.s2c.last_write].into_iter().flatten().max().unwrap_or(base);
-        let server_last = [s.s2c.last_read, s.c2s.last_write].into_iter().flatten().max().unwrap_or(base);
-        let deadlines = [client_t.map(|t| client_last + t), server_t.map(|t| server_last + t)];
-        s.deadline = deadlines.into_iter().flatten().min();
+        let client_last =
+            [s.c2s.last_read, s.s2c.last_write, s.client_idle_from].into_iter().flatten().max().unwrap_or(base);
+        let server_last =
+            [s.s2c.last_read, s.c2s.last_write, s.server_idle_from].into_iter().flatten().max().unwrap_or(base);
+        s.client_deadline = client_t.map(|t| client_last + t);
+        s.server_deadline = server_t.map(|t| server_last + t);
+        s.deadline = [s.client_deadline, s.server_deadline].into_iter().flatten().min();
         self.schedule(slot);
+    }
+
+    /// A side's inactivity timeout: HAProxy stops reading that side and passes the close on
+    /// (the other direction goes on); if that side was already closed, the session ends.
+    fn side_timeout(&mut self, slot: usize, side: Side, now: Instant) {
+        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
+        let (pipe, term) = match side {
+            Side::Client => (&mut s.c2s, *b"cD"),
+            Side::Server => (&mut s.s2c, *b"sD"),
+        };
+        s.timed_out.get_or_insert(term);
+        if pipe.src_eof {
+            return self.close(slot, term);
+        }
+        pipe.src_eof = true;
+        // The timeout restarts that side's clock: a second one ends the session.
+        match side {
+            Side::Client => s.client_idle_from = Some(now),
+            Side::Server => s.server_idle_from = Some(now),
+        }
+        self.drive(slot);
+    }
+
+    fn refresh_after_timeout(&mut self, slot: usize, now: Instant) {
+        if self.sessions.get(slot).is_some_and(Option::is_some) {
+            self.refresh_deadline(slot, now);
+        }
     }
 
     /// Makes sure the heap will wake us no later than the session's deadline.
@@ -546,27 +593,21 @@ impl Worker {
             }
             s.timer_at = None;
             match s.deadline {
-                Some(d) if d <= now => {
-                    let term = match s.phase {
-                        Phase::Queued => *b"sQ",
-                        Phase::Connecting => *b"sC",
-                        Phase::Established => {
-                            // Whichever side has been quiet longest timed out.
-                            let c = [s.c2s.last_read, s.s2c.last_write].into_iter().flatten().max();
-                            let v = [s.s2c.last_read, s.c2s.last_write].into_iter().flatten().max();
-                            if c <= v {
-                                *b"cD"
-                            } else {
-                                *b"sD"
-                            }
+                Some(d) if d <= now => match s.phase {
+                    Phase::Queued => self.close(slot, *b"sQ"),
+                    Phase::Connecting => self.connect_timeout(slot, now),
+                    Phase::Established => {
+                        let client_expired = s.client_deadline.is_some_and(|c| c <= now);
+                        let server_expired = s.server_deadline.is_some_and(|c| c <= now);
+                        if client_expired {
+                            self.side_timeout(slot, Side::Client, now);
                         }
-                    };
-                    if s.phase == Phase::Connecting {
-                        self.connect_timeout(slot, now);
-                    } else {
-                        self.close(slot, term);
+                        if server_expired {
+                            self.side_timeout(slot, Side::Server, now);
+                        }
+                        self.refresh_after_timeout(slot, now);
                     }
-                }
+                },
                 Some(_) => self.schedule(slot),
                 None => {}
             }
