@@ -699,12 +699,18 @@ impl Builder {
                         super::rules::check_rule(self, p, stmt, out);
                     }
                     out.unsupported(stmt, "use_backend with a condition");
+                } else if arg.contains("%[") {
+                    out.unsupported(stmt, "use_backend with a dynamic name");
                 }
                 if let Some(p) = self.proxy_mut(r) {
                     p.use_backends.push((arg, stmt.span_of(1)));
                 }
             }
-            "maxconn" | "fullconn" | "retries" => {
+            "fullconn" => {
+                // Only meaningful with servers' `minconn`, which hapx does not run yet.
+                out.unsupported(stmt, kw);
+            }
+            "maxconn" | "retries" => {
                 if arg.is_empty() {
                     return out.alert_at(stmt, 0, format!("'{kw}' expects an integer argument."));
                 }
@@ -966,6 +972,7 @@ impl Builder {
                 files::check_cert_file(self, &context, stmt, i, out);
             }
             if !matches!(opt, "name" | "backlog" | "maxconn" | "v4v6" | "v6only" | "interface") {
+                // Everything else (ssl, accept-proxy, ...) the runtime cannot do yet.
                 unsupported = true;
             }
             i += 1 + nargs;
@@ -1042,10 +1049,11 @@ impl Builder {
                     track = Some(value.to_string());
                     unsupported.push(opt.to_string());
                 }
+                // What the runtime does. `maxqueue` bounds a server's own queue, which only
+                // persistence fills: without it (hapx has none yet) HAProxy ignores it too.
                 "check" | "inter" | "fastinter" | "downinter" | "rise" | "fall" | "port" | "addr" | "weight"
-                | "maxconn" | "maxqueue" | "minconn" | "backup" | "disabled" | "enabled" | "slowstart" | "id"
-                | "source" | "init-state" | "on-marked-down" | "on-marked-up" | "observe" | "error-limit"
-                | "on-error" => {}
+                | "maxconn" | "maxqueue" | "backup" | "disabled" | "enabled" | "init-state" | "on-marked-down"
+                | "on-marked-up" | "observe" | "error-limit" | "on-error" => {}
                 other => unsupported.push(other.to_string()),
             }
             i += 1 + nargs;

@@ -34,7 +34,6 @@ pub struct Running {
     wakers: Vec<Arc<mio::Waker>>,
     /// Listening addresses of the first thread (all threads bind the same ones).
     pub addrs: Vec<std::net::SocketAddr>,
-    checker: Option<check::CheckerHandle>,
 }
 
 impl Running {
@@ -49,9 +48,6 @@ impl Running {
 
     /// Waits for every thread; the first error wins.
     pub fn join(self) -> std::io::Result<()> {
-        if let Some(c) = self.checker {
-            c.stop();
-        }
         let mut result = Ok(());
         for t in self.threads {
             let r = t.join().unwrap_or_else(|_| Err(std::io::Error::other("an event loop thread panicked")));
@@ -107,10 +103,12 @@ pub fn prepare(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send 
     plan.maxconn = fd_budget(config, listeners)?;
     let nbthread = plan.nbthread;
     let feconn = plan.frontends.iter().map(|_| AtomicU32::new(0)).collect();
+    let bindconn = plan.frontends.iter().flat_map(|f| f.binds.iter().map(|_| AtomicU32::new(0))).collect();
     let shared = Arc::new(reactor::Shared {
         plan,
         actconn: AtomicU32::new(0),
         feconn,
+        bindconn,
         soft_stop: AtomicBool::new(false),
         hard_stop: AtomicBool::new(false),
         paused: AtomicBool::new(false),
@@ -118,6 +116,7 @@ pub fn prepare(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send 
         kills: std::sync::Mutex::new(Vec::new()),
         kill_epoch: std::sync::atomic::AtomicU64::new(0),
         wakers: std::sync::Mutex::new(Vec::new()),
+        checker: std::sync::OnceLock::new(),
     });
     let mut workers = Vec::new();
     for _ in 0..nbthread {
@@ -139,7 +138,10 @@ impl Prepared {
         if let Ok(mut w) = self.shared.wakers.lock() {
             *w = wakers.clone();
         }
-        let checker = spawn_checks(&self.shared);
+        if let Some(checker) = spawn_checks(&self.shared) {
+            // Set once, here; the thread stops when the shared state goes away.
+            let _ = self.shared.checker.set(checker);
+        }
         let threads = self
             .workers
             .into_iter()
@@ -147,7 +149,7 @@ impl Prepared {
             .map(|(i, mut w)| std::thread::Builder::new().name(format!("hapx-{i}")).spawn(move || w.run()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        Ok(Running { shared: self.shared, threads, wakers, addrs, checker })
+        Ok(Running { shared: self.shared, threads, wakers, addrs })
     }
 }
 

@@ -197,23 +197,29 @@ pub fn build(config: &Config) -> Result<Plan, String> {
             } else {
                 None
             };
-            let opts =
-                ListenOpts { reuseport: true, v6only, backlog: to_u32(bind_option(&b.options, "backlog")) as i32 };
+            let opts = ListenOpts {
+                reuseport: true,
+                interface: bind_option(&b.options, "interface").map(str::to_string),
+                v6only,
+                backlog: to_u32(bind_option(&b.options, "backlog")) as i32,
+            };
             for a in &b.addrs {
                 for addr in bind_addrs(a)? {
                     binds.push(BindPlan {
                         addr,
-                        opts,
+                        opts: opts.clone(),
                         maxconn: to_u32(bind_option(&b.options, "maxconn")),
                         name: bind_option(&b.options, "name").map(str::to_string),
                     });
                 }
             }
         }
-        let target = match &p.default_backend {
-            Some((name, _)) => Some(name.clone()),
-            None if p.kind.is_backend() => Some(p.name.clone()),
-            None => p.use_backends.first().map(|(n, _)| n.clone()),
+        // An unconditional use_backend applies before default_backend, as rules do in HAProxy
+        // (conditional ones are refused by the model).
+        let target = match (p.use_backends.first(), &p.default_backend) {
+            (Some((name, _)), _) | (None, Some((name, _))) => Some(name.clone()),
+            (None, None) if p.kind.is_backend() => Some(p.name.clone()),
+            (None, None) => None,
         };
         frontends.push(FrontendPlan {
             name: p.name.clone(),

@@ -32,6 +32,8 @@ pub struct Shared {
     /// Sessions open in the whole process, and per frontend.
     pub actconn: AtomicU32,
     pub feconn: Vec<AtomicU32>,
+    /// Sessions per `bind` address, in plan order.
+    pub bindconn: Vec<AtomicU32>,
     /// Stop accepting and exit once sessions are done (SIGUSR1), or at once (SIGTERM).
     pub soft_stop: AtomicBool,
     pub hard_stop: AtomicBool,
@@ -45,6 +47,8 @@ pub struct Shared {
     pub kill_epoch: std::sync::atomic::AtomicU64,
     /// Every thread's waker, to have them act on a kill request at once.
     pub wakers: std::sync::Mutex<Vec<Arc<Waker>>>,
+    /// The health checker, told about real traffic errors (`observe layer4`).
+    pub checker: std::sync::OnceLock<super::check::CheckerHandle>,
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +116,7 @@ struct Session {
     client_addr: SocketAddr,
     server: Option<TcpStream>,
     frontend: usize,
+    bind: usize,
     backend: Option<usize>,
     srv: Option<Arc<ServerState>>,
     phase: Phase,
@@ -141,6 +146,9 @@ struct Session {
 struct ListenerSlot {
     socket: TcpListener,
     frontend: usize,
+    /// Index of its `bind` address among all of them (for the bind's `maxconn`).
+    bind: usize,
+    maxconn: u32,
     registered: bool,
 }
 
@@ -177,9 +185,10 @@ impl Worker {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut listeners = Vec::new();
+        let mut bind = 0;
         for (fi, fe) in shared.plan.frontends.iter().enumerate() {
             for b in &fe.binds {
-                let std_listener = sys::tcp_listener(&b.addr, b.opts).map_err(|e| {
+                let std_listener = sys::tcp_listener(&b.addr, b.opts.clone()).map_err(|e| {
                     io::Error::new(
                         e.kind(),
                         format!("Starting frontend {}: cannot bind socket [{}]: {e}", fe.name, b.addr),
@@ -188,7 +197,8 @@ impl Worker {
                 let mut socket = TcpListener::from_std(std_listener);
                 let tok = Token(listeners.len() + 1);
                 poll.registry().register(&mut socket, tok, Interest::READABLE)?;
-                listeners.push(ListenerSlot { socket, frontend: fi, registered: true });
+                listeners.push(ListenerSlot { socket, frontend: fi, bind, maxconn: b.maxconn, registered: true });
+                bind += 1;
             }
         }
         let queues = shared.plan.backends.iter().map(|_| VecDeque::new()).collect();
@@ -289,12 +299,14 @@ impl Worker {
     }
 
     /// Whether one more session fits under the process and frontend limits.
-    fn has_room(&self, frontend: usize) -> bool {
+    fn has_room(&self, frontend: usize, bind: usize, bind_max: u32) -> bool {
         let plan = &self.shared.plan;
+        let bind_ok =
+            bind_max == 0 || self.shared.bindconn.get(bind).is_some_and(|c| c.load(Ordering::Acquire) < bind_max);
         let global_ok = plan.maxconn == 0 || self.shared.actconn.load(Ordering::Acquire) < plan.maxconn;
         let fe_max = plan.frontends.get(frontend).map_or(0, |f| f.maxconn);
         let fe_ok = fe_max == 0 || self.shared.feconn.get(frontend).is_some_and(|c| c.load(Ordering::Acquire) < fe_max);
-        global_ok && fe_ok
+        global_ok && fe_ok && bind_ok
     }
 
     fn accept(&mut self, index: usize) {
@@ -303,13 +315,13 @@ impl Worker {
         }
         loop {
             let Some(l) = self.listeners.get(index) else { return };
-            let frontend = l.frontend;
+            let (frontend, bind) = (l.frontend, l.bind);
             // At the limit, connections wait in the kernel's backlog until a slot frees.
-            if !self.has_room(frontend) {
+            if !self.has_room(frontend, bind, l.maxconn) {
                 return;
             }
             match l.socket.accept() {
-                Ok((stream, addr)) => self.start_session(stream, addr, frontend),
+                Ok((stream, addr)) => self.start_session(stream, addr, frontend, bind),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -330,7 +342,7 @@ impl Worker {
         }
     }
 
-    fn start_session(&mut self, mut client: TcpStream, addr: SocketAddr, frontend: usize) {
+    fn start_session(&mut self, mut client: TcpStream, addr: SocketAddr, frontend: usize, bind: usize) {
         let slot = self.alloc_slot();
         if self
             .poll
@@ -349,6 +361,9 @@ impl Worker {
         if let Some(c) = self.shared.feconn.get(frontend) {
             c.fetch_add(1, Ordering::AcqRel);
         }
+        if let Some(c) = self.shared.bindconn.get(bind) {
+            c.fetch_add(1, Ordering::AcqRel);
+        }
         let gen = self.next_gen;
         self.next_gen += 1;
         let now = Instant::now();
@@ -363,6 +378,7 @@ impl Worker {
             client_addr: addr,
             server: None,
             frontend,
+            bind,
             backend,
             srv: None,
             phase: Phase::Queued,
@@ -457,6 +473,9 @@ impl Worker {
     /// `option redispatch`) or give up.
     fn connect_failed(&mut self, slot: usize, now: Instant) {
         let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
+        if let (Some(checker), Some(srv)) = (self.shared.checker.get(), s.srv.as_ref()) {
+            checker.report_connection_error(srv);
+        }
         if let Some(mut stream) = s.server.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
@@ -490,6 +509,9 @@ impl Worker {
                 Ok(_) => {
                     s.phase = Phase::Established;
                     s.connected_at = Some(now);
+                    if let (Some(checker), Some(srv)) = (self.shared.checker.get(), s.srv.as_ref()) {
+                        checker.report_connection_ok(srv);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {
                     // Still connecting; the client may already have sent bytes, kept in the kernel.
@@ -657,6 +679,9 @@ impl Worker {
         }
         let actconn = self.shared.actconn.fetch_sub(1, Ordering::AcqRel);
         let feconn = self.shared.feconn.get(s.frontend).map_or(0, |c| c.fetch_sub(1, Ordering::AcqRel));
+        if let Some(c) = self.shared.bindconn.get(s.bind) {
+            c.fetch_sub(1, Ordering::AcqRel);
+        }
         let srv_conn = s.srv.as_ref().map_or(0, |srv| srv.cur.fetch_sub(1, Ordering::AcqRel));
         let beconn = s
             .backend

@@ -60,9 +60,11 @@ fn set_int_opt(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: li
 }
 
 /// Options of a listening socket.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ListenOpts {
     pub reuseport: bool,
+    /// `interface NAME`: accept only what arrives on that interface (SO_BINDTODEVICE).
+    pub interface: Option<String>,
     /// For IPv6 sockets: accept only IPv6 (`v6only`) or both (`v4v6`); None: the system's.
     pub v6only: Option<bool>,
     pub backlog: i32,
@@ -81,6 +83,20 @@ pub fn tcp_listener(addr: &SocketAddr, opts: ListenOpts) -> io::Result<std::net:
     }
     if let (Some(v6only), false) = (opts.v6only, addr.is_ipv4()) {
         set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, i32::from(v6only))?;
+    }
+    if let Some(name) = &opts.interface {
+        let c = std::ffi::CString::new(name.as_str()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let bytes = c.as_bytes_with_nul();
+        // SAFETY: fd is our socket; the name buffer outlives the call and its length is passed.
+        check(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                bytes.as_ptr().cast(),
+                bytes.len() as libc::socklen_t,
+            )
+        })?;
     }
     let (storage, len) = raw_addr(addr);
     // SAFETY: storage holds a valid sockaddr of length len for this family.

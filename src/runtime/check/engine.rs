@@ -41,7 +41,8 @@ pub struct CheckerHandle {
     stop: Arc<AtomicBool>,
     waker: Option<Arc<Waker>>,
     commands: Sender<Command>,
-    done: Receiver<()>,
+    /// Behind a mutex so that the handle can be shared (a Receiver is not Sync).
+    done: std::sync::Mutex<Receiver<()>>,
     thread: Option<JoinHandle<()>>,
     /// Server identity (address of its state) to its position among the targets.
     index: HashMap<usize, usize>,
@@ -95,7 +96,8 @@ impl CheckerHandle {
             let _ = w.wake();
         }
         if let Some(t) = self.thread.take() {
-            if self.done.recv_timeout(STOP_WAIT).is_ok() {
+            let stopped = self.done.lock().map(|d| d.recv_timeout(STOP_WAIT).is_ok()).unwrap_or(false);
+            if stopped {
                 let _ = t.join();
             } else {
                 log::warn!("health-check thread did not stop within {STOP_WAIT:?}; leaving it");
@@ -155,7 +157,7 @@ impl Checker {
                 .map_err(|e| log::error!("health checks disabled: cannot start their thread: {e}"))
                 .ok()
         });
-        CheckerHandle { stop, waker, commands: tx, done: done_rx, thread, index, observed }
+        CheckerHandle { stop, waker, commands: tx, done: std::sync::Mutex::new(done_rx), thread, index, observed }
     }
 }
 
