@@ -1,4 +1,6 @@
 //! The `global` section and the sections that are checked by keyword only.
+use std::borrow::Cow;
+
 use crate::check::{Diagnostic, Frame};
 use crate::config::ast::Stmt;
 use crate::grammar::{grammar, KeywordLookup, SectionKind};
@@ -122,9 +124,9 @@ const NEGATABLE: &[&str] =
     &["option", "log", "busy-polling", "set-dumpable", "strict-limits", "insecure-fork-wanted", "numa-cpu-mapping"];
 
 /// Applies the `no`/`default` prefix: returns the statement without it, or reports misuse.
-pub(crate) fn strip_modifier(stmt: &Stmt, out: &mut Out) -> Option<(Stmt, bool)> {
+pub(crate) fn strip_modifier<'a>(stmt: &'a Stmt, out: &mut Out) -> Option<(Cow<'a, Stmt>, bool)> {
     if stmt.keyword() != "no" && stmt.keyword() != "default" {
-        return Some((stmt.clone(), false));
+        return Some((Cow::Borrowed(stmt), false));
     }
     let negated = stmt.keyword() == "no";
     let mut inner = stmt.clone();
@@ -147,7 +149,7 @@ pub(crate) fn strip_modifier(stmt: &Stmt, out: &mut Out) -> Option<(Stmt, bool)>
         );
         return None;
     }
-    Some((inner, negated))
+    Some((Cow::Owned(inner), negated))
 }
 
 impl Builder {

@@ -999,23 +999,24 @@ impl Builder {
             return out.alert(Diagnostic::alert("defaults", &stmt.span(), text).with_frame(Frame::Located));
         }
         let name = stmt.word(1).to_string();
-        let ctx = format!("'{kw} {pname}/{name}' : ");
-        let located = |text: String| Diagnostic::alert("server", &stmt.span(), text).with_frame(Frame::Located);
+        let bare = |text: String| Diagnostic::alert("server", &stmt.span(), text).with_frame(Frame::Located);
+        // The server parser prefixes its messages with the server, built only on error.
+        let located = |text: String| bare(format!("'{kw} {pname}/{name}' : {text}"));
         let mut i = 1;
         let mut addr = None;
         if !is_default {
             if stmt.word(2).is_empty() {
                 // Said before the server exists, so without its name.
-                return out.alert(located(format!("'{kw}' expects <name> and <addr>[:<port>] as arguments.")));
+                return out.alert(bare(format!("'{kw}' expects <name> and <addr>[:<port>] as arguments.")));
             }
             if let Some(c) = invalid_char(&name) {
-                return out.alert(located(format!("{ctx}character '{c}' is not permitted in {kw} name '{name}'.")));
+                return out.alert(located(format!("character '{c}' is not permitted in {kw} name '{name}'.")));
             }
             let word = stmt.word(2);
             match address::parse_addr(word, AddrContext::Server) {
                 Ok(mut a) if !a.is_empty() => addr = Some(a.remove(0)),
                 Ok(_) => {}
-                Err(e) => return out.alert(located(format!("{ctx}{}", e.message()))),
+                Err(e) => return out.alert(located(format!("{}", e.message()))),
             }
             i = 3;
         }
@@ -1027,22 +1028,22 @@ impl Builder {
             let Lookup::Known(info) = grammar().server_option(opt, self.version()) else {
                 let text = match grammar().suggest_server_option(opt, self.version()) {
                     Some(best) => {
-                        format!("{ctx}unknown keyword '{opt}'; did you mean '{best}' maybe ?")
+                        format!("unknown keyword '{opt}'; did you mean '{best}' maybe ?")
                     }
-                    None => format!("{ctx}unknown keyword '{opt}'."),
+                    None => format!("unknown keyword '{opt}'."),
                 };
                 return out.alert(located(text));
             };
             if is_default && !info.default_server {
-                return out.alert(located(format!("{ctx}'{opt}' option is not accepted in default-server sections")));
+                return out.alert(located(format!("'{opt}' option is not accepted in default-server sections")));
             }
             let nargs = info.args.max_args().unwrap_or(1);
             if nargs > 0 && i + nargs >= stmt.words.len() {
-                return out.alert(located(format!("{ctx}'{opt}' expects an argument.")));
+                return out.alert(located(format!("'{opt}' expects an argument.")));
             }
             let value = if nargs > 0 { stmt.word(i + 1) } else { "" };
             if let Err(text) = params.apply(opt, value, &name) {
-                return out.alert(located(format!("{ctx}{text}")));
+                return out.alert(located(text));
             }
             match opt {
                 "track" => {
