@@ -1016,7 +1016,7 @@ impl Builder {
             match address::parse_addr(word, AddrContext::Server) {
                 Ok(mut a) if !a.is_empty() => addr = Some(a.remove(0)),
                 Ok(_) => {}
-                Err(e) => return out.alert(located(format!("{}", e.message()))),
+                Err(e) => return out.alert(located(e.message())),
             }
             i = 3;
         }
