@@ -7,6 +7,7 @@ pub mod reactor;
 pub mod state;
 pub mod stream;
 pub mod sys;
+pub mod timer;
 pub mod traffic;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

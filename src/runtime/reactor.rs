@@ -1,8 +1,7 @@
 //! One event loop per thread: a mio Poll, the listeners of this thread, a slab of sessions
 //! addressed by token, and their deadlines. Tokens are laid out by kind: 0 is the waker,
 //! 1.. are listeners, SESSION_BASE.. are sessions (two tokens each: client, server).
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -17,6 +16,7 @@ use super::plan::Plan;
 use super::state::ServerState;
 use super::stream::{BufPool, Flow, Pipe, PumpError, Side};
 use super::sys;
+use super::timer::{Entry, Wheel};
 
 const WAKER: Token = Token(0);
 const SESSION_BASE: usize = 1 << 24;
@@ -160,7 +160,9 @@ pub struct Worker {
     sessions: Vec<Option<Session>>,
     free: Vec<usize>,
     next_gen: u64,
-    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Session deadlines, keyed by (slot, generation).
+    timers: Wheel<(usize, u64)>,
+    fired: Vec<Entry<(usize, u64)>>,
     pool: BufPool,
     /// Sessions with work left after their budget ran out.
     again: Vec<usize>,
@@ -211,7 +213,8 @@ impl Worker {
             sessions: Vec::new(),
             free: Vec::new(),
             next_gen: 1,
-            timers: BinaryHeap::new(),
+            timers: Wheel::new(Instant::now()),
+            fired: Vec::new(),
             pool,
             again: Vec::new(),
             queues,
@@ -248,12 +251,7 @@ impl Worker {
                 return Ok(());
             }
             let now = Instant::now();
-            let mut timeout = MAX_SLEEP;
-            if !self.again.is_empty() {
-                timeout = Duration::ZERO;
-            } else if let Some(Reverse((at, _, _))) = self.timers.peek() {
-                timeout = timeout.min(at.saturating_duration_since(now));
-            }
+            let timeout = if self.again.is_empty() { self.timers.next_within(now, MAX_SLEEP) } else { Duration::ZERO };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
@@ -598,17 +596,15 @@ impl Worker {
         if let Some(d) = s.deadline {
             if s.timer_at.is_none_or(|t| d < t) {
                 s.timer_at = Some(d);
-                self.timers.push(Reverse((d, slot, s.gen)));
+                self.timers.insert((slot, s.gen), d);
             }
         }
     }
 
     fn expire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, slot, gen))) = self.timers.peek().copied() {
-            if at > now {
-                return;
-            }
-            self.timers.pop();
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.expire(now, &mut fired);
+        for Entry { key: (slot, gen), at } in fired.drain(..) {
             let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { continue };
             if s.gen != gen || s.timer_at != Some(at) {
                 continue;
@@ -634,6 +630,7 @@ impl Worker {
                 None => {}
             }
         }
+        self.fired = fired;
     }
 
     /// A connect timeout counts as a failed attempt (retries apply), as in HAProxy.
