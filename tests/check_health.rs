@@ -16,6 +16,7 @@ use hapx::runtime::state::ServerState;
 fn server(backend: &str, name: &str, addr: SocketAddr, backup: bool) -> Arc<ServerState> {
     Arc::new(ServerState {
         index: 0,
+        id: 1,
         name: name.to_string(),
         full_name: format!("{backend}/{name}"),
         addr,
@@ -24,6 +25,8 @@ fn server(backend: &str, name: &str, addr: SocketAddr, backup: bool) -> Arc<Serv
         maxconn: 0,
         maxqueue: 0,
         minconn: 0,
+        fullconn: 0,
+        backend_load: Arc::new(std::sync::atomic::AtomicU32::new(0)),
         cur: AtomicU32::new(0),
         queued: AtomicU32::new(0),
         up: AtomicBool::new(true),

@@ -706,11 +706,7 @@ impl Builder {
                     p.use_backends.push((arg, stmt.span_of(1)));
                 }
             }
-            "fullconn" => {
-                // Only meaningful with servers' `minconn`, which hapx does not run yet.
-                out.unsupported(stmt, kw);
-            }
-            "maxconn" | "retries" => {
+            "maxconn" | "fullconn" | "retries" => {
                 if arg.is_empty() {
                     return out.alert_at(stmt, 0, format!("'{kw}' expects an integer argument."));
                 }
@@ -1053,8 +1049,8 @@ impl Builder {
                 // What the runtime does. `maxqueue` bounds a server's own queue, which only
                 // persistence fills: without it (hapx has none yet) HAProxy ignores it too.
                 "check" | "inter" | "fastinter" | "downinter" | "rise" | "fall" | "port" | "addr" | "weight"
-                | "maxconn" | "maxqueue" | "backup" | "disabled" | "enabled" | "init-state" | "on-marked-down"
-                | "on-marked-up" | "observe" | "error-limit" | "on-error" => {}
+                | "maxconn" | "maxqueue" | "minconn" | "backup" | "disabled" | "enabled" | "id" | "init-state"
+                | "on-marked-down" | "on-marked-up" | "observe" | "error-limit" | "on-error" => {}
                 other => unsupported.push(other.to_string()),
             }
             i += 1 + nargs;

@@ -115,7 +115,28 @@ fn to_u32(v: Option<&str>) -> u32 {
     v.and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-fn backend_state(p: &Proxy) -> Result<BackendState, String> {
+/// Server ids as HAProxy assigns them: explicit ones kept, the others take the lowest free
+/// number from 1, in declaration order.
+fn server_ids(p: &Proxy) -> Vec<u32> {
+    let taken: std::collections::HashSet<u32> = p.servers.iter().filter_map(|s| s.params.id).collect();
+    let mut next = 1u32;
+    p.servers
+        .iter()
+        .map(|s| {
+            s.params.id.unwrap_or_else(|| {
+                while taken.contains(&next) {
+                    next += 1;
+                }
+                next += 1;
+                next - 1
+            })
+        })
+        .collect()
+}
+
+fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
+    let ids = server_ids(p);
+    let backend_load = Arc::new(AtomicU32::new(0));
     let mut servers = Vec::new();
     for (index, s) in p.servers.iter().enumerate() {
         let addr = match (s.resolved.first(), &s.addr) {
@@ -128,6 +149,7 @@ fn backend_state(p: &Proxy) -> Result<BackendState, String> {
         let params = &s.params;
         servers.push(Arc::new(ServerState {
             index,
+            id: ids.get(index).copied().unwrap_or(index as u32 + 1),
             name: s.name.clone(),
             full_name: format!("{}/{}", p.name, s.name),
             addr,
@@ -136,6 +158,8 @@ fn backend_state(p: &Proxy) -> Result<BackendState, String> {
             maxconn: params.maxconn,
             maxqueue: params.maxqueue,
             minconn: params.minconn,
+            fullconn,
+            backend_load: backend_load.clone(),
             cur: AtomicU32::new(0),
             queued: AtomicU32::new(0),
             up: AtomicBool::new(true),
@@ -166,7 +190,7 @@ pub fn build(config: &Config) -> Result<Plan, String> {
         }
         let bi = backends.len();
         backend_index.insert(p.name.clone(), bi);
-        let state = Arc::new(backend_state(p)?);
+        let state = Arc::new(backend_state(p, fullconn(config, p))?);
         checks.extend(check_plans(p, bi, &state)?);
         backend_logs.push(super::traffic::frontend_log(config, p)?);
         backends.push(state);
@@ -290,4 +314,20 @@ fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<Ch
         plans.push(CheckPlan { backend, server: live.clone(), config: c });
     }
     Ok(plans)
+}
+
+/// `fullconn`, or HAProxy's default: a tenth of the summed `maxconn` of the frontends that
+/// send traffic to this backend.
+fn fullconn(config: &Config, backend: &Proxy) -> u32 {
+    if let Some(f) = backend.fullconn {
+        return f;
+    }
+    let feeding = config.proxies.iter().filter(|f| {
+        f.kind.is_frontend()
+            && (std::ptr::eq(*f, backend)
+                || f.default_backend.as_ref().is_some_and(|(n, _)| n == &backend.name)
+                || f.use_backends.iter().any(|(n, _)| n == &backend.name))
+    });
+    let sum: u64 = feeding.map(|f| u64::from(f.maxconn.unwrap_or(config.global.maxconn.unwrap_or(0)))).sum();
+    u32::try_from(sum / 10).unwrap_or(u32::MAX)
 }

@@ -414,8 +414,7 @@ impl Worker {
         let picked = backend.balancer.lock().ok().and_then(|mut b| b.pick(&backend.servers, &ctx));
         match picked.and_then(|i| backend.servers.get(i).cloned()) {
             Some(server) => {
-                server.cur.fetch_add(1, Ordering::AcqRel);
-                server.total.fetch_add(1, Ordering::Relaxed);
+                server.acquire();
                 if let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) {
                     s.srv = Some(server);
                 }
@@ -486,7 +485,7 @@ impl Worker {
         if settings.redispatch && s.retries == settings.retries {
             s.redispatched = true;
             if let Some(old) = s.srv.take() {
-                old.cur.fetch_sub(1, Ordering::AcqRel);
+                old.release();
             }
             return self.assign(slot, now);
         }
@@ -679,7 +678,7 @@ impl Worker {
         if let Some(c) = self.shared.bindconn.get(s.bind) {
             c.fetch_sub(1, Ordering::AcqRel);
         }
-        let srv_conn = s.srv.as_ref().map_or(0, |srv| srv.cur.fetch_sub(1, Ordering::AcqRel));
+        let srv_conn = s.srv.as_ref().map_or(0, |srv| srv.release());
         let beconn = s
             .backend
             .and_then(|b| self.shared.plan.backends.get(b))

@@ -42,8 +42,9 @@ impl Ring {
                 *c = sum;
             }
             sum += u64::from(w);
-            // The server's id (position + 1) seeds its points, as `hash-key id` does.
-            let seed = (i as u32).wrapping_add(1).wrapping_mul(SEED_STRIDE);
+            // The server's id seeds its points, as `hash-key id` does.
+            let id = servers.get(i).map_or(i as u32 + 1, |s| s.id);
+            let seed = id.wrapping_mul(SEED_STRIDE);
             for n in 0..w.saturating_mul(POINTS_PER_WEIGHT) {
                 self.points.push((full_hash(seed.wrapping_add(n)), i));
             }

@@ -209,6 +209,7 @@ pub(crate) mod testutil {
         let name = format!("s{}", index + 1);
         Arc::new(ServerState {
             index,
+            id: index as u32 + 1,
             full_name: format!("be/{name}"),
             name,
             addr: SocketAddr::from(([127, 0, 0, 1], 8000 + index as u16)),
@@ -217,6 +218,8 @@ pub(crate) mod testutil {
             maxconn,
             maxqueue: 0,
             minconn: 0,
+            fullconn: 0,
+            backend_load: Arc::new(std::sync::atomic::AtomicU32::new(0)),
             cur: AtomicU32::new(0),
             queued: AtomicU32::new(0),
             up: AtomicBool::new(true),
