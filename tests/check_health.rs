@@ -27,6 +27,8 @@ fn server(backend: &str, name: &str, addr: SocketAddr, backup: bool) -> Arc<Serv
         minconn: 0,
         fullconn: 0,
         backend_load: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+        slowstart_ms: 0,
+        up_since_ms: std::sync::atomic::AtomicU64::new(0),
         cur: AtomicU32::new(0),
         queued: AtomicU32::new(0),
         up: AtomicBool::new(true),

@@ -1049,8 +1049,8 @@ impl Builder {
                 // What the runtime does. `maxqueue` bounds a server's own queue, which only
                 // persistence fills: without it (hapx has none yet) HAProxy ignores it too.
                 "check" | "inter" | "fastinter" | "downinter" | "rise" | "fall" | "port" | "addr" | "weight"
-                | "maxconn" | "maxqueue" | "minconn" | "backup" | "disabled" | "enabled" | "id" | "init-state"
-                | "on-marked-down" | "on-marked-up" | "observe" | "error-limit" | "on-error" => {}
+                | "maxconn" | "maxqueue" | "minconn" | "backup" | "disabled" | "enabled" | "id" | "slowstart"
+                | "init-state" | "on-marked-down" | "on-marked-up" | "observe" | "error-limit" | "on-error" => {}
                 other => unsupported.push(other.to_string()),
             }
             i += 1 + nargs;

@@ -191,7 +191,11 @@ fn spawn_checks(shared: &Arc<reactor::Shared>) -> Option<check::CheckerHandle> {
         let Some(backend) = shared.plan.backends.get(c.backend) else { continue };
         let weak = Arc::downgrade(shared);
         let bi = c.backend;
+        let server = c.server.clone();
         let notify: check::Notify = Arc::new(move |change: &check::StateChange| {
+            if change.kind == check::ChangeKind::Up {
+                server.mark_up();
+            }
             if let Some(shared) = weak.upgrade() {
                 report_state_change(&shared, bi, change);
                 if change.shutdown_sessions || change.shutdown_backup_sessions {

@@ -160,6 +160,8 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
             minconn: params.minconn,
             fullconn,
             backend_load: backend_load.clone(),
+            slowstart_ms: u32::try_from(params.slowstart_ms).unwrap_or(u32::MAX),
+            up_since_ms: AtomicU64::new(0),
             cur: AtomicU32::new(0),
             queued: AtomicU32::new(0),
             up: AtomicBool::new(true),

@@ -6,6 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use super::balance::Balancer;
 
+/// Milliseconds on a process-wide monotonic clock (never 0 after the first call).
+pub fn clock_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1
+}
+
 /// One server of a backend, as the runtime sees it.
 #[derive(Debug)]
 pub struct ServerState {
@@ -29,6 +35,10 @@ pub struct ServerState {
     /// its servers: with `minconn`, a server's limit grows with the backend's load.
     pub fullconn: u32,
     pub backend_load: Arc<AtomicU32>,
+    /// `slowstart` (ms; 0: none) and when the server last came up (ms on the process clock,
+    /// 0: not ramping): its weight and limit grow from 1 to full over that time.
+    pub slowstart_ms: u32,
+    pub up_since_ms: AtomicU64,
     /// Sessions currently assigned (connecting or established).
     pub cur: AtomicU32,
     /// Sessions waiting in this server's queue.
@@ -50,9 +60,46 @@ impl ServerState {
             && (self.maxconn == 0 || self.cur.load(Ordering::Acquire) < self.effective_maxconn())
     }
 
+    /// How far a slow start has ramped, in thousandths (1000: done or none).
+    fn ramp(&self) -> u64 {
+        let since = self.up_since_ms.load(Ordering::Acquire);
+        if self.slowstart_ms == 0 || since == 0 {
+            return 1000;
+        }
+        let elapsed = clock_ms().saturating_sub(since);
+        (elapsed * 1000 / u64::from(self.slowstart_ms)).min(1000)
+    }
+
+    /// The weight balancers use: the configured one, scaled down during a slow start (at
+    /// least 1 while the server takes traffic at all).
+    pub fn eweight(&self) -> u32 {
+        let ramp = self.ramp();
+        if ramp == 1000 || self.weight == 0 {
+            return self.weight;
+        }
+        u32::try_from(u64::from(self.weight) * ramp / 1000).unwrap_or(self.weight).max(1)
+    }
+
+    /// The server came back up: start its slow start, if it has one.
+    pub fn mark_up(&self) {
+        if self.slowstart_ms > 0 {
+            self.up_since_ms.store(clock_ms().max(1), Ordering::Release);
+        }
+    }
+
     /// HAProxy's dynamic limit: `minconn` while the backend is quiet, rising in proportion to
-    /// its load up to `maxconn` when the backend reaches `fullconn`.
+    /// its load up to `maxconn` when the backend reaches `fullconn`; and during a slow start,
+    /// in proportion to the ramp.
     pub fn effective_maxconn(&self) -> u32 {
+        let ramp = self.ramp();
+        let limit = self.load_limit();
+        if ramp == 1000 || limit == 0 {
+            return limit;
+        }
+        u32::try_from(u64::from(limit) * ramp / 1000).unwrap_or(limit).max(1)
+    }
+
+    fn load_limit(&self) -> u32 {
         if self.maxconn == 0 || self.minconn == 0 || self.fullconn == 0 || self.minconn >= self.maxconn {
             return self.maxconn;
         }
@@ -110,6 +157,8 @@ mod tests {
             minconn,
             fullconn,
             backend_load: load.clone(),
+            slowstart_ms: 0,
+            up_since_ms: AtomicU64::new(0),
             cur: AtomicU32::new(0),
             queued: AtomicU32::new(0),
             up: AtomicBool::new(true),
@@ -128,6 +177,23 @@ mod tests {
         load.store(1000, Ordering::Release);
         assert_eq!(s.effective_maxconn(), 100);
         assert_eq!(server(100, 0, 1000, &load).effective_maxconn(), 100);
+    }
+
+    #[test]
+    fn slow_start_ramps_weight_and_limit_from_one() {
+        let load = Arc::new(AtomicU32::new(0));
+        let mut s = server(100, 0, 0, &load);
+        s.weight = 50;
+        s.slowstart_ms = 60_000;
+        assert_eq!(s.eweight(), 50, "no ramp before the server comes back up");
+        s.mark_up();
+        assert!(s.eweight() >= 1 && s.eweight() < 5, "{}", s.eweight());
+        assert!(s.effective_maxconn() >= 1 && s.effective_maxconn() < 10);
+        // Once the slow start is over, the full weight is back.
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        s.slowstart_ms = 1;
+        assert_eq!(s.eweight(), 50);
+        assert_eq!(s.effective_maxconn(), 100);
     }
 
     #[test]

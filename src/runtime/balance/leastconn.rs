@@ -36,7 +36,7 @@ fn key(s: &ServerState) -> u64 {
     if inflight == 0 {
         return 0;
     }
-    (inflight + 1) * SCALE / (u64::from(s.weight) * WEIGHT_SCALE).max(1)
+    (inflight + 1) * SCALE / (u64::from(s.eweight()) * WEIGHT_SCALE).max(1)
 }
 
 impl Balancer for LeastConn {

@@ -135,7 +135,7 @@ fn usable_at(servers: &[Arc<ServerState>], i: usize) -> bool {
 
 /// The server's weight, or 0 when `i` is out of range.
 fn weight_at(servers: &[Arc<ServerState>], i: usize) -> u32 {
-    servers.get(i).map_or(0, |s| s.weight)
+    servers.get(i).map_or(0, |s| s.eweight())
 }
 
 /// Sessions the server holds now.
@@ -220,6 +220,8 @@ pub(crate) mod testutil {
             minconn: 0,
             fullconn: 0,
             backend_load: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+            slowstart_ms: 0,
+            up_since_ms: std::sync::atomic::AtomicU64::new(0),
             cur: AtomicU32::new(0),
             queued: AtomicU32::new(0),
             up: AtomicBool::new(true),
