@@ -115,11 +115,23 @@ fn roundrobin_order_matches_haproxy() {
 }
 
 #[test]
-#[ignore = "needs balance roundrobin with weights"]
 fn weighted_roundrobin_order_matches_haproxy() {
     let srv = servers();
     let lines = server_lines(&srv, &["weight 1", "weight 2", "weight 3"]);
     compare(|p| listen(p, &format!("    balance roundrobin\n{lines}")), &[Step::Once; 18]);
+}
+
+/// A full server is skipped and keeps its turn as if it had been served; once free it
+/// comes back in HAProxy's order.
+#[test]
+fn weighted_roundrobin_skips_a_full_server_like_haproxy() {
+    let srv = servers();
+    let lines = server_lines(&srv, &["weight 3 maxconn 1", "weight 2", "weight 1"]);
+    let mut steps = vec![Step::Hold];
+    steps.extend([Step::Once; 9]);
+    steps.push(Step::Release(0));
+    steps.extend([Step::Once; 12]);
+    compare(|p| listen(p, &format!("    balance roundrobin\n{lines}")), &steps);
 }
 
 #[test]
