@@ -240,10 +240,104 @@ fn refused_server_with_redispatch_reaches_the_live_one_like_haproxy() {
     );
 }
 
+/// One tcplog line with its variable fields masked: the client port, the date, and each timer
+/// that has a value (an unreached step's -1 stays, it is not variable).
+fn mask_tcplog(line: &str) -> String {
+    let mut fields: Vec<String> = line.split(' ').map(str::to_string).collect();
+    if let Some(client) = fields.first_mut() {
+        if let Some((ip, _)) = client.rsplit_once(':') {
+            *client = format!("{ip}:PORT");
+        }
+    }
+    if let Some(date) = fields.get_mut(1) {
+        if date.starts_with('[') && date.ends_with(']') {
+            *date = "[DATE]".to_string();
+        }
+    }
+    if let Some(timers) = fields.get_mut(4) {
+        *timers = timers.split('/').map(|t| if t.starts_with('-') { t } else { "T" }).collect::<Vec<_>>().join("/");
+    }
+    fields.join(" ")
+}
+
+/// The lines a proxy wrote on its stdout (waits until `want` lines came, at most 3 s).
+fn stdout_lines(p: &Proc, want: usize) -> Vec<String> {
+    let path = p.stderr_path.with_extension("stdout");
+    let read = || std::fs::read_to_string(&path).unwrap_or_default();
+    wait_until(Duration::from_secs(3), || read().lines().count() >= want);
+    read().lines().map(str::to_string).collect()
+}
+
+/// The tcplog client sequence: a normal session, a refused server, a client that resets,
+/// a queue timeout behind a held session. Returns the proxy's log lines, masked.
+fn tcplog_run(start: impl Fn(&str, &[u16]) -> Proc, tag: &Server, silent: &Server, queue: &Server) -> Vec<String> {
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let dead = free_port();
+    let (ok, refused, reset, queued) = (ports[0], ports[1], ports[2], ports[3]);
+    let cfg = format!(
+        "global\n    log stdout format raw local0\n{DEFAULTS}    log global\n    option tcplog\n\
+         listen ok\n    bind 127.0.0.1:{ok}\n    server s1 127.0.0.1:{}\n\
+         listen refused\n    bind 127.0.0.1:{refused}\n    retries 0\n    server dead 127.0.0.1:{dead}\n\
+         listen reset\n    bind 127.0.0.1:{reset}\n    server s2 127.0.0.1:{}\n\
+         listen queued\n    bind 127.0.0.1:{queued}\n    timeout queue 300ms\n    server s3 127.0.0.1:{} maxconn 1\n",
+        tag.port, silent.port, queue.port
+    );
+    let p = start(&cfg, &ports);
+    let pause = || std::thread::sleep(Duration::from_millis(150));
+
+    // A few bytes each way, the client closes first, the server follows.
+    let mut c = connect(ok, Duration::from_secs(3));
+    std::io::Write::write_all(&mut c, b"ping\n").expect("write");
+    assert_eq!(read_n(&mut c, 6).expect("tag"), b"hello\n");
+    c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    assert!(read_to_end(&mut c).closed());
+    drop(c);
+    pause();
+
+    // Nobody listens behind: no retry, the client is closed on.
+    let mut c = connect(refused, Duration::from_secs(3));
+    assert!(read_to_end(&mut c).closed());
+    drop(c);
+    pause();
+
+    // The client sends, then closes with data unread: the kernel resets the connection.
+    let mut c = connect(reset, Duration::from_secs(3));
+    std::io::Write::write_all(&mut c, b"abc").expect("write");
+    std::thread::sleep(Duration::from_millis(100));
+    drop(c);
+    pause();
+
+    // The server takes one session; a second one waits 300 ms in the queue and is closed.
+    let mut held = connect(queued, Duration::from_secs(3));
+    assert_eq!(read_n(&mut held, 2).expect("tag"), b"q\n");
+    let mut waiting = connect(queued, Duration::from_secs(3));
+    assert!(read_to_end(&mut waiting).closed());
+    drop(waiting);
+    pause();
+    drop(held);
+    pause();
+
+    stdout_lines(&p, 5).iter().map(|l| mask_tcplog(l)).collect()
+}
+
 #[test]
-#[ignore = "needs logging"]
+#[ignore = "hapx bug: %sc counts the logged session's own server slot (1/1/0/1/0 where haproxy logs 1/1/0/0/0, also for SC), and a queue timeout logs %bq 0 where haproxy logs 0/1"]
 fn tcplog_lines_match_haproxy() {
-    // Planned: `log stdout format raw local0` and `option tcplog` in both configs, the same
-    // sequence, and the log lines compared with the variable fields (dates, pids, timers,
-    // ports) masked.
+    if !have("haproxy") {
+        eprintln!("note: haproxy not installed, differential test skipped");
+        return;
+    }
+    let tag = tag_server("hello\n");
+    // Reads and answers nothing.
+    let silent = tag_server("");
+    let queue = tag_server("q\n");
+    let haproxy_lines = tcplog_run(start_haproxy, &tag, &silent, &queue);
+    let hapx_lines = tcplog_run(start_hapx, &tag, &silent, &queue);
+    assert_eq!(haproxy_lines.len(), 5, "haproxy logged {haproxy_lines:?}");
+    assert!(
+        hapx_lines == haproxy_lines,
+        "hapx and haproxy log lines differ\nhapx:\n{}\nhaproxy:\n{}",
+        hapx_lines.join("\n"),
+        haproxy_lines.join("\n")
+    );
 }
