@@ -134,6 +134,68 @@ fn weighted_roundrobin_skips_a_full_server_like_haproxy() {
     compare(|p| listen(p, &format!("    balance roundrobin\n{lines}")), &steps);
 }
 
+/// Which tag each of `n` fresh connections reached.
+fn tags(port: u16, n: usize) -> Vec<String> {
+    run_sequence(port, &vec![Step::Once; n])
+}
+
+/// A tag server on a given port, retrying the bind while the previous listener there closes.
+fn tag_server_on(port: u16, tag: &'static str) -> Server {
+    let mut listener = None;
+    wait_until(Duration::from_secs(5), || {
+        listener = std::net::TcpListener::bind(("127.0.0.1", port)).ok();
+        listener.is_some()
+    });
+    let listener = listener.unwrap_or_else(|| panic!("bind 127.0.0.1:{port}"));
+    Server::start_on(listener, move |mut s, _| {
+        let _ = std::io::Write::write_all(&mut s, tag.as_bytes());
+        let mut buf = [0u8; 64];
+        while std::io::Read::read(&mut s, &mut buf).is_ok_and(|k| k > 0) {}
+    })
+}
+
+/// Weighted round robin while a server goes down (its listener closes, a check sees it) and
+/// comes back on the same port: the order around both events is HAProxy's.
+#[test]
+fn weighted_roundrobin_around_a_server_down_and_up_like_haproxy() {
+    if !have("haproxy") {
+        eprintln!("note: haproxy not installed, differential test skipped");
+        return;
+    }
+    let (a, c) = (tag_server("a\n"), tag_server("c\n"));
+    let b_port = free_port();
+    let run = |start: &dyn Fn(&str, &[u16]) -> Proc| {
+        let b = tag_server_on(b_port, "b\n");
+        let port = free_port();
+        let chk = "check inter 100ms fall 1 rise 1";
+        let cfg = listen(
+            port,
+            &format!(
+                "    balance roundrobin\n    server a 127.0.0.1:{} weight 2 {chk}\n    server b 127.0.0.1:{b_port} weight 3 {chk}\n    server c 127.0.0.1:{} weight 1 {chk}\n",
+                a.port, c.port
+            ),
+        );
+        let _p = start(&cfg, &[port]);
+        // Let the first checks pass (HAProxy spreads them over up to a second).
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut seen = tags(port, 7);
+        drop(b);
+        std::thread::sleep(Duration::from_millis(1500));
+        seen.push("|".into());
+        seen.extend(tags(port, 5));
+        let b = tag_server_on(b_port, "b\n");
+        std::thread::sleep(Duration::from_millis(1500));
+        seen.push("|".into());
+        seen.extend(tags(port, 14));
+        drop(b);
+        seen
+    };
+    let haproxy_seen = run(&start_haproxy);
+    let hapx_seen = run(&start_hapx);
+    assert!(haproxy_seen.iter().any(|t| t == "b"), "b never served: {haproxy_seen:?}");
+    assert_eq!(hapx_seen, haproxy_seen, "hapx (left) and haproxy (right) differ");
+}
+
 #[test]
 fn static_rr_order_matches_haproxy() {
     let srv = servers();

@@ -344,7 +344,7 @@ impl RoundRobin {
 
     /// The server whose turn it is in this round, or the heaviest not yet placed when no
     /// position has come yet; None when both queues are empty.
-    fn from_group(&mut self, backup: bool) -> Option<usize> {
+    fn turn_in_group(&mut self, backup: bool) -> Option<usize> {
         let g = self.group(backup);
         let curr_pos = g.curr_pos as u32;
         let (first_curr, first_init) = (g.first(Loc::Curr), g.first(g.init));
@@ -400,7 +400,7 @@ impl RoundRobin {
                 g.curr_pos = g.next_weight;
             }
             let i = loop {
-                if let Some(i) = self.from_group(backup) {
+                if let Some(i) = self.turn_in_group(backup) {
                     break i;
                 }
                 if switched {
@@ -469,11 +469,16 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
 
-    /// Server letters (a = position 0) picked `n` times in a row from a fresh farm.
+    /// Picks as server letters (a = position 0).
+    fn order_of(picks: Vec<usize>) -> String {
+        picks.iter().map(|&i| char::from(b'a' + i as u8)).collect()
+    }
+
+    /// Server letters picked `n` times in a row from a fresh farm.
     fn order(weights: &[u32], n: usize) -> String {
         let servers = farm(weights);
         let mut b = RoundRobin::new(false);
-        picks(&mut b, &servers, n).iter().map(|&i| char::from(b'a' + i as u8)).collect()
+        order_of(picks(&mut b, &servers, n))
     }
 
     // The expected orders below were observed on HAProxy 2.6.12, one connection at a time.
@@ -493,6 +498,30 @@ mod tests {
         assert_eq!(order(&[4, 3, 2, 1], 30), "abacbadabcabacbadabcabacbadabc");
         assert_eq!(order(&[7, 5, 2], 42), "ababacababaabcababacababaabcababacababaabc");
         assert_eq!(order(&[10, 1], 33), "aaaaaaaaaabaaaaaaaaaabaaaaaaaaaab");
+    }
+
+    /// Observed on HAProxy 2.6.12 with health checks: b's listener closed after 7 sessions,
+    /// reopened after 5 more.
+    #[test]
+    fn roundrobin_places_a_server_going_down_and_up_like_haproxy() {
+        let servers = farm(&[2, 3, 1]);
+        let mut b = RoundRobin::new(false);
+        assert_eq!(order_of(picks(&mut b, &servers, 7)), "babcbab");
+        down(&servers[1]);
+        assert_eq!(order_of(picks(&mut b, &servers, 5)), "aacaa");
+        servers[1].up.store(true, Ordering::Release);
+        assert_eq!(order_of(picks(&mut b, &servers, 14)), "cbababcbababcb");
+    }
+
+    /// Observed on HAProxy 2.6.12: a (weight 3, maxconn 1) held by one session, then freed.
+    #[test]
+    fn roundrobin_skips_a_full_server_and_takes_it_back_like_haproxy() {
+        let servers = vec![server(0, 3, false, 1), server(1, 2, false, 0), server(2, 1, false, 0)];
+        let mut b = RoundRobin::new(false);
+        assert_eq!(open_sessions(&mut b, &servers, 1), vec![0]);
+        assert_eq!(order_of(picks(&mut b, &servers, 9)), "bcbbcbbcb");
+        servers[0].cur.store(0, Ordering::Release);
+        assert_eq!(order_of(picks(&mut b, &servers, 12)), "abacababacab");
     }
 
     #[test]
