@@ -115,11 +115,85 @@ fn roundrobin_order_matches_haproxy() {
 }
 
 #[test]
-#[ignore = "needs balance roundrobin with weights"]
 fn weighted_roundrobin_order_matches_haproxy() {
     let srv = servers();
     let lines = server_lines(&srv, &["weight 1", "weight 2", "weight 3"]);
     compare(|p| listen(p, &format!("    balance roundrobin\n{lines}")), &[Step::Once; 18]);
+}
+
+/// A full server is skipped and keeps its turn as if it had been served; once free it
+/// comes back in HAProxy's order.
+#[test]
+fn weighted_roundrobin_skips_a_full_server_like_haproxy() {
+    let srv = servers();
+    let lines = server_lines(&srv, &["weight 3 maxconn 1", "weight 2", "weight 1"]);
+    let mut steps = vec![Step::Hold];
+    steps.extend([Step::Once; 9]);
+    steps.push(Step::Release(0));
+    steps.extend([Step::Once; 12]);
+    compare(|p| listen(p, &format!("    balance roundrobin\n{lines}")), &steps);
+}
+
+/// Which tag each of `n` fresh connections reached.
+fn tags(port: u16, n: usize) -> Vec<String> {
+    run_sequence(port, &vec![Step::Once; n])
+}
+
+/// A tag server on a given port, retrying the bind while the previous listener there closes.
+fn tag_server_on(port: u16, tag: &'static str) -> Server {
+    let mut listener = None;
+    wait_until(Duration::from_secs(5), || {
+        listener = std::net::TcpListener::bind(("127.0.0.1", port)).ok();
+        listener.is_some()
+    });
+    let listener = listener.unwrap_or_else(|| panic!("bind 127.0.0.1:{port}"));
+    Server::start_on(listener, move |mut s, _| {
+        let _ = std::io::Write::write_all(&mut s, tag.as_bytes());
+        let mut buf = [0u8; 64];
+        while std::io::Read::read(&mut s, &mut buf).is_ok_and(|k| k > 0) {}
+    })
+}
+
+/// Weighted round robin while a server goes down (its listener closes, a check sees it) and
+/// comes back on the same port: the order around both events is HAProxy's.
+#[test]
+fn weighted_roundrobin_around_a_server_down_and_up_like_haproxy() {
+    if !have("haproxy") {
+        eprintln!("note: haproxy not installed, differential test skipped");
+        return;
+    }
+    let (a, c) = (tag_server("a\n"), tag_server("c\n"));
+    let b_port = free_port();
+    let run = |start: &dyn Fn(&str, &[u16]) -> Proc| {
+        let b = tag_server_on(b_port, "b\n");
+        let port = free_port();
+        let chk = "check inter 100ms fall 1 rise 1";
+        let cfg = listen(
+            port,
+            &format!(
+                "    balance roundrobin\n    server a 127.0.0.1:{} weight 2 {chk}\n    server b 127.0.0.1:{b_port} weight 3 {chk}\n    server c 127.0.0.1:{} weight 1 {chk}\n",
+                a.port, c.port
+            ),
+        );
+        let _p = start(&cfg, &[port]);
+        // Let the first checks pass (HAProxy spreads them over up to a second).
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut seen = tags(port, 7);
+        drop(b);
+        std::thread::sleep(Duration::from_millis(1500));
+        seen.push("|".into());
+        seen.extend(tags(port, 5));
+        let b = tag_server_on(b_port, "b\n");
+        std::thread::sleep(Duration::from_millis(1500));
+        seen.push("|".into());
+        seen.extend(tags(port, 14));
+        drop(b);
+        seen
+    };
+    let haproxy_seen = run(&start_haproxy);
+    let hapx_seen = run(&start_hapx);
+    assert!(haproxy_seen.iter().any(|t| t == "b"), "b never served: {haproxy_seen:?}");
+    assert_eq!(hapx_seen, haproxy_seen, "hapx (left) and haproxy (right) differ");
 }
 
 #[test]
@@ -228,10 +302,104 @@ fn refused_server_with_redispatch_reaches_the_live_one_like_haproxy() {
     );
 }
 
+/// One tcplog line with its variable fields masked: the client port, the date, and each timer
+/// that has a value (an unreached step's -1 stays, it is not variable).
+fn mask_tcplog(line: &str) -> String {
+    let mut fields: Vec<String> = line.split(' ').map(str::to_string).collect();
+    if let Some(client) = fields.first_mut() {
+        if let Some((ip, _)) = client.rsplit_once(':') {
+            *client = format!("{ip}:PORT");
+        }
+    }
+    if let Some(date) = fields.get_mut(1) {
+        if date.starts_with('[') && date.ends_with(']') {
+            *date = "[DATE]".to_string();
+        }
+    }
+    if let Some(timers) = fields.get_mut(4) {
+        *timers = timers.split('/').map(|t| if t.starts_with('-') { t } else { "T" }).collect::<Vec<_>>().join("/");
+    }
+    fields.join(" ")
+}
+
+/// The lines a proxy wrote on its stdout (waits until `want` lines came, at most 3 s).
+fn stdout_lines(p: &Proc, want: usize) -> Vec<String> {
+    let path = p.stderr_path.with_extension("stdout");
+    let read = || std::fs::read_to_string(&path).unwrap_or_default();
+    wait_until(Duration::from_secs(3), || read().lines().count() >= want);
+    read().lines().map(str::to_string).collect()
+}
+
+/// The tcplog client sequence: a normal session, a refused server, a client that resets,
+/// a queue timeout behind a held session. Returns the proxy's log lines, masked.
+fn tcplog_run(start: impl Fn(&str, &[u16]) -> Proc, tag: &Server, silent: &Server, queue: &Server) -> Vec<String> {
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let dead = free_port();
+    let (ok, refused, reset, queued) = (ports[0], ports[1], ports[2], ports[3]);
+    let cfg = format!(
+        "global\n    log stdout format raw local0\n{DEFAULTS}    log global\n    option tcplog\n\
+         listen ok\n    bind 127.0.0.1:{ok}\n    server s1 127.0.0.1:{}\n\
+         listen refused\n    bind 127.0.0.1:{refused}\n    retries 0\n    server dead 127.0.0.1:{dead}\n\
+         listen reset\n    bind 127.0.0.1:{reset}\n    server s2 127.0.0.1:{}\n\
+         listen queued\n    bind 127.0.0.1:{queued}\n    timeout queue 300ms\n    server s3 127.0.0.1:{} maxconn 1\n",
+        tag.port, silent.port, queue.port
+    );
+    let p = start(&cfg, &ports);
+    let pause = || std::thread::sleep(Duration::from_millis(150));
+
+    // A few bytes each way, the client closes first, the server follows.
+    let mut c = connect(ok, Duration::from_secs(3));
+    std::io::Write::write_all(&mut c, b"ping\n").expect("write");
+    assert_eq!(read_n(&mut c, 6).expect("tag"), b"hello\n");
+    c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    assert!(read_to_end(&mut c).closed());
+    drop(c);
+    pause();
+
+    // Nobody listens behind: no retry, the client is closed on.
+    let mut c = connect(refused, Duration::from_secs(3));
+    assert!(read_to_end(&mut c).closed());
+    drop(c);
+    pause();
+
+    // The client sends, then closes with data unread: the kernel resets the connection.
+    let mut c = connect(reset, Duration::from_secs(3));
+    std::io::Write::write_all(&mut c, b"abc").expect("write");
+    std::thread::sleep(Duration::from_millis(100));
+    drop(c);
+    pause();
+
+    // The server takes one session; a second one waits 300 ms in the queue and is closed.
+    let mut held = connect(queued, Duration::from_secs(3));
+    assert_eq!(read_n(&mut held, 2).expect("tag"), b"q\n");
+    let mut waiting = connect(queued, Duration::from_secs(3));
+    assert!(read_to_end(&mut waiting).closed());
+    drop(waiting);
+    pause();
+    drop(held);
+    pause();
+
+    stdout_lines(&p, 5).iter().map(|l| mask_tcplog(l)).collect()
+}
+
 #[test]
-#[ignore = "needs logging"]
+#[ignore = "hapx bug: %sc counts the logged session's own server slot (1/1/0/1/0 where haproxy logs 1/1/0/0/0, also for SC), and a queue timeout logs %bq 0 where haproxy logs 0/1"]
 fn tcplog_lines_match_haproxy() {
-    // Planned: `log stdout format raw local0` and `option tcplog` in both configs, the same
-    // sequence, and the log lines compared with the variable fields (dates, pids, timers,
-    // ports) masked.
+    if !have("haproxy") {
+        eprintln!("note: haproxy not installed, differential test skipped");
+        return;
+    }
+    let tag = tag_server("hello\n");
+    // Reads and answers nothing.
+    let silent = tag_server("");
+    let queue = tag_server("q\n");
+    let haproxy_lines = tcplog_run(start_haproxy, &tag, &silent, &queue);
+    let hapx_lines = tcplog_run(start_hapx, &tag, &silent, &queue);
+    assert_eq!(haproxy_lines.len(), 5, "haproxy logged {haproxy_lines:?}");
+    assert!(
+        hapx_lines == haproxy_lines,
+        "hapx and haproxy log lines differ\nhapx:\n{}\nhaproxy:\n{}",
+        hapx_lines.join("\n"),
+        haproxy_lines.join("\n")
+    );
 }
