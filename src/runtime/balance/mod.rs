@@ -310,7 +310,7 @@ mod tests {
     fn build_defaults_to_roundrobin() {
         let servers = farm(&[3, 1]);
         let mut b = build(&BalanceSpec::default()).unwrap();
-        assert_eq!(picks(b.as_mut(), &servers, 4), vec![0, 0, 1, 0]);
+        assert_eq!(picks(b.as_mut(), &servers, 4), vec![0, 0, 0, 1]);
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub struct RoundRobin {
 }
 
 fn eweight_of(s: &ServerState) -> u32 {
-    s.weight.min(UWEIGHT_RANGE) * SCALE
+    s.eweight().min(UWEIGHT_RANGE) * SCALE
 }
 
 impl RoundRobin {
