@@ -383,7 +383,6 @@ fn tcplog_run(start: impl Fn(&str, &[u16]) -> Proc, tag: &Server, silent: &Serve
 }
 
 #[test]
-#[ignore = "hapx bug: %sc counts the logged session's own server slot (1/1/0/1/0 where haproxy logs 1/1/0/0/0, also for SC), and a queue timeout logs %bq 0 where haproxy logs 0/1"]
 fn tcplog_lines_match_haproxy() {
     if !have("haproxy") {
         eprintln!("note: haproxy not installed, differential test skipped");

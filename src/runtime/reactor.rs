@@ -100,6 +100,7 @@ pub struct SessionEnd {
     pub feconn: u32,
     pub beconn: u32,
     pub srv_conn: u32,
+    pub backend_queue: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -668,8 +669,11 @@ impl Worker {
         }
         s.c2s.release(&mut self.pool);
         s.s2c.release(&mut self.pool);
-        if let Some(bi) = s.backend {
-            if let Some(q) = self.queues.get_mut(bi) {
+        // A session still queued counts the queue it leaves (HAProxy's %bq), itself included.
+        let mut backend_queue = 0;
+        if let Some(q) = s.backend.and_then(|bi| self.queues.get_mut(bi)) {
+            if q.contains(&slot) {
+                backend_queue = q.len() as u32;
                 q.retain(|&x| x != slot);
             }
         }
@@ -678,7 +682,8 @@ impl Worker {
         if let Some(c) = self.shared.bindconn.get(s.bind) {
             c.fetch_sub(1, Ordering::AcqRel);
         }
-        let srv_conn = s.srv.as_ref().map_or(0, |srv| srv.release());
+        // HAProxy logs the server's sessions once this one has left it.
+        let srv_conn = s.srv.as_ref().map_or(0, |srv| srv.release().saturating_sub(1));
         let beconn = s
             .backend
             .and_then(|b| self.shared.plan.backends.get(b))
@@ -702,6 +707,7 @@ impl Worker {
             feconn,
             beconn,
             srv_conn,
+            backend_queue,
         };
         let plan = &self.shared.plan;
         if let Some(fe) = plan.frontends.get(end.frontend) {

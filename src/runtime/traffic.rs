@@ -81,6 +81,7 @@ impl FrontendLog {
         s.feconn = end.feconn;
         s.beconn = end.beconn;
         s.srv_conn = end.srv_conn;
+        s.backend_queue = end.backend_queue;
         s.retries = end.retries;
         s.redispatched = end.redispatched;
         s.frontend_addr = end.local;
