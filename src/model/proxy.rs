@@ -372,6 +372,11 @@ fn tcp_check_expect_error(stmt: &Stmt) -> Option<String> {
     None
 }
 
+/// Whether the runtime can use this address: TCP over IPv4 or IPv6.
+fn is_tcp(a: &address::Addr) -> bool {
+    matches!(a.family, address::Family::Unspec | address::Family::Inet | address::Family::Inet6)
+}
+
 /// Characters HAProxy allows in proxy and server names.
 pub fn invalid_char(name: &str) -> Option<char> {
     name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
@@ -948,6 +953,9 @@ impl Builder {
             Ok(a) => a,
             Err(e) => return out.alert_at(stmt, 1, format!("'{}' : {}", stmt.keyword(), e.message())),
         };
+        if addrs.iter().any(|a| !is_tcp(a)) {
+            out.unsupported(stmt, "bind on a UNIX socket, abstract socket or inherited fd");
+        }
         let options: Vec<String> = stmt.words.iter().skip(2).map(|w| w.text.clone()).collect();
         let mut i = 2;
         let mut unsupported = false;
@@ -1010,7 +1018,15 @@ impl Builder {
             }
             let word = stmt.word(2);
             match address::parse_addr(word, AddrContext::Server) {
-                Ok(mut a) if !a.is_empty() => addr = Some(a.remove(0)),
+                Ok(mut a) if !a.is_empty() => {
+                    let first = a.remove(0);
+                    if !is_tcp(&first) {
+                        out.unsupported(stmt, "server on a UNIX socket, abstract socket or socket pair");
+                    } else if !matches!(first.ports, address::PortSpec::One(p) if p > 0) {
+                        out.unsupported(stmt, "server without a fixed port");
+                    }
+                    addr = Some(first);
+                }
                 Ok(_) => {}
                 Err(e) => return out.alert(located(e.message())),
             }
@@ -1050,7 +1066,8 @@ impl Builder {
                 // persistence fills: without it (hapx has none yet) HAProxy ignores it too.
                 "check" | "inter" | "fastinter" | "downinter" | "rise" | "fall" | "port" | "addr" | "weight"
                 | "maxconn" | "maxqueue" | "minconn" | "backup" | "disabled" | "enabled" | "id" | "slowstart"
-                | "init-state" | "on-marked-down" | "on-marked-up" | "observe" | "error-limit" | "on-error" => {}
+                | "source" | "init-state" | "on-marked-down" | "on-marked-up" | "observe" | "error-limit"
+                | "on-error" => {}
                 other => unsupported.push(other.to_string()),
             }
             i += 1 + nargs;

@@ -153,6 +153,7 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
             name: s.name.clone(),
             full_name: format!("{}/{}", p.name, s.name),
             addr,
+            source: source_addr(p, s)?,
             weight: params.weight,
             backup: params.backup,
             maxconn: params.maxconn,
@@ -332,4 +333,23 @@ fn fullconn(config: &Config, backend: &Proxy) -> u32 {
     });
     let sum: u64 = feeding.map(|f| u64::from(f.maxconn.unwrap_or(config.global.maxconn.unwrap_or(0)))).sum();
     u32::try_from(sum / 10).unwrap_or(u32::MAX)
+}
+
+/// A server's `source addr[:port]`, as a socket address (port 0: any).
+fn source_addr(p: &Proxy, s: &crate::model::Server) -> Result<Option<SocketAddr>, String> {
+    let Some(text) = &s.params.source else { return Ok(None) };
+    let bad = || format!("server {}/{}: source '{text}' cannot be used yet", p.name, s.name);
+    let addr =
+        crate::model::address::parse_addr(text, crate::model::address::AddrContext::Source).map_err(|_| bad())?;
+    let a = addr.first().ok_or_else(bad)?;
+    let ip = match a.host {
+        Host::Ip(ip) => ip,
+        _ => a.resolved.ok_or_else(bad)?,
+    };
+    let port = match a.ports {
+        PortSpec::One(port) => port,
+        PortSpec::None => 0,
+        _ => return Err(bad()),
+    };
+    Ok(Some(SocketAddr::new(ip, port)))
 }

@@ -443,7 +443,11 @@ impl Worker {
         let Some(server) = s.srv.clone() else { return };
         let settings = s.backend.and_then(|b| self.shared.plan.settings.get(b)).copied();
         let timeouts = settings.map(|b| b.timeouts).unwrap_or_default();
-        match TcpStream::connect(server.addr) {
+        let attempt = match server.source {
+            Some(from) => sys::tcp_connect_from(&from, &server.addr).map(TcpStream::from_std),
+            None => TcpStream::connect(server.addr),
+        };
+        match attempt {
             Ok(mut stream) => {
                 if self
                     .poll

@@ -201,3 +201,27 @@ pub fn drop_privileges(chroot: Option<&str>, gid: Option<u32>, uid: Option<u32>)
 pub fn set_keepalive(socket: &impl std::os::fd::AsRawFd) -> io::Result<()> {
     set_int_opt(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)
 }
+
+/// A non-blocking TCP connection to `to` from the local address `from` (the server's
+/// `source`): bound first, then connecting (EINPROGRESS is the normal answer).
+pub fn tcp_connect_from(from: &SocketAddr, to: &SocketAddr) -> io::Result<std::net::TcpStream> {
+    let family = if to.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = check(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    let (src, src_len) = raw_addr(from);
+    // SAFETY: src holds a valid sockaddr of length src_len.
+    check(unsafe { libc::bind(fd, std::ptr::addr_of!(src).cast(), src_len) })?;
+    let (dst, dst_len) = raw_addr(to);
+    // SAFETY: dst holds a valid sockaddr of length dst_len.
+    let ret = unsafe { libc::connect(fd, std::ptr::addr_of!(dst).cast(), dst_len) };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+    }
+    Ok(std::net::TcpStream::from(owned))
+}
