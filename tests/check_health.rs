@@ -20,6 +20,7 @@ fn server(backend: &str, name: &str, addr: SocketAddr, backup: bool) -> Arc<Serv
         name: name.to_string(),
         full_name: format!("{backend}/{name}"),
         addr,
+        unix: None,
         source: None,
         weight: 1,
         backup,

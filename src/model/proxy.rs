@@ -953,8 +953,8 @@ impl Builder {
             Ok(a) => a,
             Err(e) => return out.alert_at(stmt, 1, format!("'{}' : {}", stmt.keyword(), e.message())),
         };
-        if addrs.iter().any(|a| !is_tcp(a)) {
-            out.unsupported(stmt, "bind on a UNIX socket, abstract socket or inherited fd");
+        if addrs.iter().any(|a| matches!(a.family, address::Family::Fd | address::Family::SockPair)) {
+            out.unsupported(stmt, "bind on an inherited file descriptor or socket pair");
         }
         let options: Vec<String> = stmt.words.iter().skip(2).map(|w| w.text.clone()).collect();
         let mut i = 2;
@@ -1020,8 +1020,12 @@ impl Builder {
             match address::parse_addr(word, AddrContext::Server) {
                 Ok(mut a) if !a.is_empty() => {
                     let first = a.remove(0);
-                    if !is_tcp(&first) {
-                        out.unsupported(stmt, "server on a UNIX socket, abstract socket or socket pair");
+                    if first.family == address::Family::Unix {
+                        if stmt.words.iter().any(|w| w.text == "check") {
+                            out.unsupported(stmt, "health checks of a UNIX socket server");
+                        }
+                    } else if !is_tcp(&first) {
+                        out.unsupported(stmt, "server on an abstract socket or socket pair");
                     } else if !matches!(first.ports, address::PortSpec::One(p) if p > 0) {
                         out.unsupported(stmt, "server without a fixed port");
                     }

@@ -2,6 +2,7 @@
 //! with HAProxy's semantics. It consumes the typed `model::Config` and never sees text.
 pub mod balance;
 pub mod check;
+pub mod conn;
 pub mod plan;
 pub mod reactor;
 pub mod state;

@@ -26,10 +26,30 @@ pub struct Timeouts {
     pub server_fin: Option<Duration>,
 }
 
+/// Where a frontend listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindAddr {
+    Inet(SocketAddr),
+    /// A UNIX socket path.
+    Unix(std::path::PathBuf),
+    /// An abstract UNIX socket (`abns@name`).
+    Abstract(String),
+}
+
+impl std::fmt::Display for BindAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindAddr::Inet(a) => write!(f, "{a}"),
+            BindAddr::Unix(p) => write!(f, "unix@{}", p.display()),
+            BindAddr::Abstract(n) => write!(f, "abns@{n}"),
+        }
+    }
+}
+
 /// One listening address of a frontend.
 #[derive(Clone, Debug)]
 pub struct BindPlan {
-    pub addr: SocketAddr,
+    pub addr: BindAddr,
     pub opts: ListenOpts,
     /// `maxconn` on the bind line (0: none).
     pub maxconn: u32,
@@ -87,12 +107,14 @@ fn ms(v: Option<u64>) -> Option<Duration> {
 }
 
 /// Every socket address of a bind address: ports ranges expand, `*` is the any address.
-fn bind_addrs(a: &Addr) -> Result<Vec<SocketAddr>, String> {
+fn bind_addrs(a: &Addr) -> Result<Vec<BindAddr>, String> {
     let ip = match (&a.host, a.family) {
         (Host::Ip(ip), _) => *ip,
         (Host::Name(_), _) => a.resolved.ok_or_else(|| format!("cannot resolve '{}'", a.text))?,
-        (Host::Path(_), _) | (Host::Fd(_), _) | (Host::Ring(_), _) => {
-            return Err(format!("'{}': only TCP addresses can be bound yet", a.text))
+        (Host::Path(name), Family::Abns) => return Ok(vec![BindAddr::Abstract(name.clone())]),
+        (Host::Path(path), _) => return Ok(vec![BindAddr::Unix(path.into())]),
+        (Host::Fd(_), _) | (Host::Ring(_), _) => {
+            return Err(format!("'{}': inherited sockets cannot be bound yet", a.text))
         }
     };
     let ip = match (ip, a.family) {
@@ -104,7 +126,7 @@ fn bind_addrs(a: &Addr) -> Result<Vec<SocketAddr>, String> {
         PortSpec::Range(lo, hi) => (lo..=hi).collect(),
         PortSpec::None | PortSpec::Offset(_) => return Err(format!("'{}': missing port", a.text)),
     };
-    Ok(ports.into_iter().map(|p| SocketAddr::new(ip, p)).collect())
+    Ok(ports.into_iter().map(|p| BindAddr::Inet(SocketAddr::new(ip, p))).collect())
 }
 
 fn bind_option<'a>(opts: &'a [String], name: &str) -> Option<&'a str> {
@@ -139,7 +161,12 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
     let backend_load = Arc::new(AtomicU32::new(0));
     let mut servers = Vec::new();
     for (index, s) in p.servers.iter().enumerate() {
+        let unix = match s.addr.as_ref().map(|a| (&a.host, a.family)) {
+            Some((Host::Path(path), Family::Unix)) => Some(std::path::PathBuf::from(path)),
+            _ => None,
+        };
         let addr = match (s.resolved.first(), &s.addr) {
+            _ if unix.is_some() => SocketAddr::from(([0, 0, 0, 0], 0)),
             (Some(a), Some(addr)) => match addr.ports {
                 PortSpec::One(port) if port > 0 => SocketAddr::new(a.ip(), port),
                 _ => return Err(format!("server {}/{}: a server without a fixed port cannot run yet", p.name, s.name)),
@@ -153,6 +180,7 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
             name: s.name.clone(),
             full_name: format!("{}/{}", p.name, s.name),
             addr,
+            unix,
             source: source_addr(p, s)?,
             weight: params.weight,
             backup: params.backup,

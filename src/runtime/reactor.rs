@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::balance::PickCtx;
+use super::conn::{Conn, Listener};
+use super::plan::BindAddr;
 use super::plan::Plan;
 use super::state::ServerState;
 use super::stream::{BufPool, Flow, Pipe, PumpError, Side};
@@ -113,9 +115,10 @@ enum Phase {
 
 struct Session {
     gen: u64,
-    client: TcpStream,
+    client: Conn,
+    /// The client's address (UNIX clients have none: logged as 0.0.0.0:0).
     client_addr: SocketAddr,
-    server: Option<TcpStream>,
+    server: Option<Conn>,
     frontend: usize,
     bind: usize,
     backend: Option<usize>,
@@ -145,7 +148,7 @@ struct Session {
 
 /// A listening socket of this thread.
 struct ListenerSlot {
-    socket: TcpListener,
+    socket: Listener,
     frontend: usize,
     /// Index of its `bind` address among all of them (for the bind's `maxconn`).
     bind: usize,
@@ -191,13 +194,19 @@ impl Worker {
         let mut bind = 0;
         for (fi, fe) in shared.plan.frontends.iter().enumerate() {
             for b in &fe.binds {
-                let std_listener = sys::tcp_listener(&b.addr, b.opts.clone()).map_err(|e| {
+                let bound = match &b.addr {
+                    BindAddr::Inet(addr) => {
+                        sys::tcp_listener(addr, b.opts.clone()).map(|l| Listener::Tcp(TcpListener::from_std(l)))
+                    }
+                    BindAddr::Unix(path) => Listener::bind_unix(path),
+                    BindAddr::Abstract(name) => Listener::bind_abstract(name),
+                };
+                let mut socket = bound.map_err(|e| {
                     io::Error::new(
                         e.kind(),
                         format!("Starting frontend {}: cannot bind socket [{}]: {e}", fe.name, b.addr),
                     )
                 })?;
-                let mut socket = TcpListener::from_std(std_listener);
                 let tok = Token(listeners.len() + 1);
                 poll.registry().register(&mut socket, tok, Interest::READABLE)?;
                 listeners.push(ListenerSlot { socket, frontend: fi, bind, maxconn: b.maxconn, registered: true });
@@ -231,7 +240,7 @@ impl Worker {
 
     /// The addresses this thread listens on.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.socket.local_addr().ok()).collect()
+        self.listeners.iter().filter_map(|l| l.socket.local_inet()).collect()
     }
 
     fn live_sessions(&self) -> usize {
@@ -320,7 +329,10 @@ impl Worker {
                 return;
             }
             match l.socket.accept() {
-                Ok((stream, addr)) => self.start_session(stream, addr, frontend, bind),
+                Ok((stream, addr)) => {
+                    let addr = addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    self.start_session(stream, addr, frontend, bind)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -341,7 +353,7 @@ impl Worker {
         }
     }
 
-    fn start_session(&mut self, mut client: TcpStream, addr: SocketAddr, frontend: usize, bind: usize) {
+    fn start_session(&mut self, mut client: Conn, addr: SocketAddr, frontend: usize, bind: usize) {
         let slot = self.alloc_slot();
         if self
             .poll
@@ -352,7 +364,7 @@ impl Worker {
             self.free.push(slot);
             return;
         }
-        let _ = client.set_nodelay(true);
+        client.set_nodelay();
         if self.shared.plan.frontends.get(frontend).is_some_and(|f| f.client_keepalive) {
             let _ = sys::set_keepalive(&client);
         }
@@ -369,7 +381,7 @@ impl Worker {
         let fe = self.shared.plan.frontends.get(frontend);
         let backend = fe.and_then(|f| f.backend);
         if let Some((log, fe)) = fe.and_then(|f| f.log.as_ref().map(|l| (l, f))) {
-            log.session_started(addr, client.local_addr().ok(), &fe.name);
+            log.session_started(addr, client.local_inet(), &fe.name);
         }
         let session = Session {
             gen,
@@ -443,9 +455,10 @@ impl Worker {
         let Some(server) = s.srv.clone() else { return };
         let settings = s.backend.and_then(|b| self.shared.plan.settings.get(b)).copied();
         let timeouts = settings.map(|b| b.timeouts).unwrap_or_default();
-        let attempt = match server.source {
-            Some(from) => sys::tcp_connect_from(&from, &server.addr).map(TcpStream::from_std),
-            None => TcpStream::connect(server.addr),
+        let attempt = match (&server.unix, server.source) {
+            (Some(path), _) => UnixStream::connect(path).map(Conn::Unix),
+            (None, Some(from)) => sys::tcp_connect_from(&from, &server.addr).map(|s| Conn::Tcp(TcpStream::from_std(s))),
+            (None, None) => TcpStream::connect(server.addr).map(Conn::Tcp),
         };
         match attempt {
             Ok(mut stream) => {
@@ -457,7 +470,7 @@ impl Worker {
                 {
                     return self.close(slot, *b"SC");
                 }
-                let _ = stream.set_nodelay(true);
+                stream.set_nodelay();
                 if settings.is_some_and(|b| b.server_keepalive) {
                     let _ = sys::set_keepalive(&stream);
                 }
@@ -507,7 +520,7 @@ impl Worker {
                 Ok(None) => {}
                 Ok(Some(_)) | Err(_) => return self.connect_failed(slot, now),
             }
-            match server.peer_addr() {
+            match server.connected() {
                 Ok(_) => {
                     s.phase = Phase::Established;
                     s.connected_at = Some(now);
@@ -706,7 +719,7 @@ impl Worker {
             term,
             retries: s.retries,
             redispatched: s.redispatched,
-            local: s.client.local_addr().ok(),
+            local: s.client.local_inet(),
             actconn,
             feconn,
             beconn,

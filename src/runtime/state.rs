@@ -23,6 +23,8 @@ pub struct ServerState {
     /// `backend/server`, as messages and logs name it.
     pub full_name: String,
     pub addr: SocketAddr,
+    /// A UNIX socket server: its path (then `addr` means nothing).
+    pub unix: Option<std::path::PathBuf>,
     /// `source`: the local address connections to this server leave from.
     pub source: Option<SocketAddr>,
     /// The configured weight (0..=256); 0 takes no new traffic.
@@ -152,6 +154,7 @@ mod tests {
             name: "s".into(),
             full_name: "b/s".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            unix: None,
             source: None,
             weight: 1,
             backup: false,

@@ -4,7 +4,7 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::Instant;
 
-use mio::net::TcpStream;
+use super::conn::Conn;
 
 /// A buffer with the bytes not yet written between `start` and `end`.
 pub struct Buf {
@@ -100,8 +100,8 @@ impl Pipe {
     /// bytes were read. `sides` names (src, dst) for errors.
     pub fn pump(
         &mut self,
-        src: &mut TcpStream,
-        dst: &mut TcpStream,
+        src: &mut Conn,
+        dst: &mut Conn,
         pool: &mut BufPool,
         mut budget: usize,
         sides: (Side, Side),

@@ -213,6 +213,7 @@ pub(crate) mod testutil {
             full_name: format!("be/{name}"),
             name,
             addr: SocketAddr::from(([127, 0, 0, 1], 8000 + index as u16)),
+            unix: None,
             source: None,
             weight,
             backup,
