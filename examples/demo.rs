@@ -178,7 +178,7 @@ fn main() {
     for d in &loaded.diagnostics {
         eprintln!("{}", hapx::check::render::haproxy_line(d, std::process::id()));
     }
-    let running = match hapx::runtime::start(&loaded.config, Box::new(|_| {})) {
+    let running = match hapx::runtime::start(&loaded.config) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start hapx: {e}");

@@ -136,7 +136,7 @@ fn run(opts: &cli::Options) -> i32 {
         daemon: opts.daemon || g.daemon,
         pidfile: opts.pidfile.clone().or_else(|| g.pidfile.as_ref().map(std::path::PathBuf::from)),
     };
-    let prepared = match runtime::prepare(&loaded.config, Box::new(|_end| {})) {
+    let prepared = match runtime::prepare(&loaded.config) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("[ALERT]    ({pid}) : {e}");

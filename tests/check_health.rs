@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,29 +14,7 @@ use hapx::runtime::check::{
 use hapx::runtime::state::ServerState;
 
 fn server(backend: &str, name: &str, addr: SocketAddr, backup: bool) -> Arc<ServerState> {
-    Arc::new(ServerState {
-        index: 0,
-        id: 1,
-        name: name.to_string(),
-        full_name: format!("{backend}/{name}"),
-        addr,
-        unix: None,
-        source: None,
-        weight: 1,
-        backup,
-        maxconn: 0,
-        maxqueue: 0,
-        minconn: 0,
-        fullconn: 0,
-        backend_load: Arc::new(std::sync::atomic::AtomicU32::new(0)),
-        slowstart_ms: 0,
-        up_since_ms: std::sync::atomic::AtomicU64::new(0),
-        cur: AtomicU32::new(0),
-        queued: AtomicU32::new(0),
-        up: AtomicBool::new(true),
-        maintenance: AtomicBool::new(false),
-        total: AtomicU64::new(0),
-    })
+    Arc::new(ServerState { backup, ..ServerState::new(0, backend, name, addr) })
 }
 
 /// A loopback port nobody listens on (bound then released).

@@ -99,7 +99,7 @@ fn fd_budget(config: &Config, listeners: usize) -> Result<u32, String> {
 }
 
 /// Binds every listener on every thread. A failure leaves nothing bound.
-pub fn prepare(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send + Sync>) -> Result<Prepared, String> {
+pub fn prepare(config: &Config) -> Result<Prepared, String> {
     let mut plan = plan::build(config)?;
     let listeners: usize = plan.frontends.iter().map(|f| f.binds.len()).sum::<usize>() * plan.nbthread;
     plan.maxconn = fd_budget(config, listeners)?;
@@ -114,7 +114,6 @@ pub fn prepare(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send 
         soft_stop: AtomicBool::new(false),
         hard_stop: AtomicBool::new(false),
         paused: AtomicBool::new(false),
-        on_session_end: on_end,
         kills: std::sync::Mutex::new(Vec::new()),
         kill_epoch: std::sync::atomic::AtomicU64::new(0),
         wakers: std::sync::Mutex::new(Vec::new()),
@@ -218,8 +217,8 @@ fn spawn_checks(shared: &Arc<reactor::Shared>) -> Option<check::CheckerHandle> {
 }
 
 /// Binds and starts at once (tests and embedders).
-pub fn start(config: &Config, on_end: Box<dyn Fn(&reactor::SessionEnd) + Send + Sync>) -> Result<Running, String> {
-    prepare(config, on_end)?.launch()
+pub fn start(config: &Config) -> Result<Running, String> {
+    prepare(config)?.launch()
 }
 
 /// Waits for HAProxy's control signals and acts on them until the threads end.

@@ -1,7 +1,7 @@
 //! From the typed Config to what the event loops run: frontends with their sockets'
 //! addresses and backends with their live state.
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -175,11 +175,7 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
         };
         let params = &s.params;
         servers.push(Arc::new(ServerState {
-            index,
             id: ids.get(index).copied().unwrap_or(index as u32 + 1),
-            name: s.name.clone(),
-            full_name: format!("{}/{}", p.name, s.name),
-            addr,
             unix,
             source: source_addr(p, s)?,
             weight: params.weight,
@@ -190,12 +186,8 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
             fullconn,
             backend_load: backend_load.clone(),
             slowstart_ms: u32::try_from(params.slowstart_ms).unwrap_or(u32::MAX),
-            up_since_ms: AtomicU64::new(0),
-            cur: AtomicU32::new(0),
-            queued: AtomicU32::new(0),
-            up: AtomicBool::new(true),
             maintenance: AtomicBool::new(params.disabled),
-            total: AtomicU64::new(0),
+            ..ServerState::new(index, &p.name, &s.name, addr)
         }));
     }
     let spec = BalanceSpec {

@@ -41,8 +41,6 @@ pub struct Shared {
     pub hard_stop: AtomicBool,
     /// Listeners paused (SIGTTOU) until resumed (SIGTTIN).
     pub paused: AtomicBool,
-    /// Called for every finished session.
-    pub on_session_end: Box<dyn Fn(&SessionEnd) + Send + Sync>,
     /// Requests to close the sessions of a server (`on-marked-down shutdown-sessions`) or of
     /// a backend's backups (`on-marked-up shutdown-backup-sessions`); `kill_epoch` counts them.
     pub kills: std::sync::Mutex<Vec<KillRequest>>,
@@ -733,7 +731,6 @@ impl Worker {
                 log.session_ended(&end, &fe.name, backend);
             }
         }
-        (self.shared.on_session_end)(&end);
         drop(s);
         // A slot freed: serve the queues and resume accepting.
         self.drain_queues();

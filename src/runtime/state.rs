@@ -56,6 +56,34 @@ pub struct ServerState {
 }
 
 impl ServerState {
+    /// A server with HAProxy's defaults (weight 1, no limits, up, checks' view: up); the
+    /// plan and the tests set what differs with struct update syntax.
+    pub fn new(index: usize, backend: &str, name: &str, addr: SocketAddr) -> ServerState {
+        ServerState {
+            index,
+            id: index as u32 + 1,
+            name: name.to_string(),
+            full_name: format!("{backend}/{name}"),
+            addr,
+            unix: None,
+            source: None,
+            weight: 1,
+            backup: false,
+            maxconn: 0,
+            maxqueue: 0,
+            minconn: 0,
+            fullconn: 0,
+            backend_load: Arc::new(AtomicU32::new(0)),
+            slowstart_ms: 0,
+            up_since_ms: AtomicU64::new(0),
+            cur: AtomicU32::new(0),
+            queued: AtomicU32::new(0),
+            up: AtomicBool::new(true),
+            maintenance: AtomicBool::new(false),
+            total: AtomicU64::new(0),
+        }
+    }
+
     /// Whether the server may take a new session now (health, maintenance, weight, maxconn).
     pub fn usable(&self) -> bool {
         self.up.load(Ordering::Acquire)
@@ -149,27 +177,11 @@ mod tests {
 
     fn server(maxconn: u32, minconn: u32, fullconn: u32, load: &Arc<AtomicU32>) -> ServerState {
         ServerState {
-            index: 0,
-            id: 1,
-            name: "s".into(),
-            full_name: "b/s".into(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-            unix: None,
-            source: None,
-            weight: 1,
-            backup: false,
             maxconn,
-            maxqueue: 0,
             minconn,
             fullconn,
             backend_load: load.clone(),
-            slowstart_ms: 0,
-            up_since_ms: AtomicU64::new(0),
-            cur: AtomicU32::new(0),
-            queued: AtomicU32::new(0),
-            up: AtomicBool::new(true),
-            maintenance: AtomicBool::new(false),
-            total: AtomicU64::new(0),
+            ..ServerState::new(0, "b", "s", SocketAddr::from(([127, 0, 0, 1], 1)))
         }
     }
 

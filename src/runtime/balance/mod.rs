@@ -199,36 +199,19 @@ fn cumulative_weights(servers: &[Arc<ServerState>], cands: &[usize], out: &mut V
 #[cfg(test)]
 pub(crate) mod testutil {
     use std::net::SocketAddr;
-    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
     use super::{Balancer, PickCtx};
     use crate::runtime::state::ServerState;
 
     pub fn server(index: usize, weight: u32, backup: bool, maxconn: u32) -> Arc<ServerState> {
-        let name = format!("s{}", index + 1);
+        let addr = SocketAddr::from(([127, 0, 0, 1], 8000 + index as u16));
         Arc::new(ServerState {
-            index,
-            id: index as u32 + 1,
-            full_name: format!("be/{name}"),
-            name,
-            addr: SocketAddr::from(([127, 0, 0, 1], 8000 + index as u16)),
-            unix: None,
-            source: None,
             weight,
             backup,
             maxconn,
-            maxqueue: 0,
-            minconn: 0,
-            fullconn: 0,
-            backend_load: Arc::new(std::sync::atomic::AtomicU32::new(0)),
-            slowstart_ms: 0,
-            up_since_ms: std::sync::atomic::AtomicU64::new(0),
-            cur: AtomicU32::new(0),
-            queued: AtomicU32::new(0),
-            up: AtomicBool::new(true),
-            maintenance: AtomicBool::new(false),
-            total: AtomicU64::new(0),
+            ..ServerState::new(index, "be", &format!("s{}", index + 1), addr)
         })
     }
 
