@@ -2,38 +2,16 @@
 //! compared with HAProxy 2.6's verdicts (`NNNN.expect`), in the conditions those were made:
 //! from inside the folder, an empty environment, and no name resolution (a private
 //! /etc/resolv.conf naming 127.0.0.1, when `unshare -m` is permitted).
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{no_dns_wrapper, normalize_line};
+
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/corpus/real")
-}
-
-/// The command prefix that cuts name resolution off, if this machine allows it.
-fn no_dns_wrapper(tmp: &Path) -> Vec<String> {
-    let conf = tmp.join("resolv.conf");
-    if std::fs::write(&conf, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").is_err() {
-        return Vec::new();
-    }
-    let probe = Command::new("unshare")
-        .args(["-m", "sh", "-c", "mount --bind \"$1\" /etc/resolv.conf", "sh"])
-        .arg(&conf)
-        .output();
-    match probe {
-        Ok(o) if o.status.success() => vec![
-            "unshare".into(),
-            "-m".into(),
-            "sh".into(),
-            "-c".into(),
-            "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"".into(),
-            conf.to_string_lossy().into_owned(),
-        ],
-        _ => {
-            eprintln!("note: unshare -m not permitted; using the host's resolver");
-            Vec::new()
-        }
-    }
 }
 
 struct Expect {
@@ -47,19 +25,6 @@ fn parse_expect(text: &str) -> Expect {
     let exit = lines.next().and_then(|l| l.strip_prefix("exit ")).and_then(|n| n.trim().parse().ok()).unwrap_or(-1);
     let alerts = lines.filter(|l| l.starts_with("[ALERT]")).map(str::to_string).collect();
     Expect { exit, alerts }
-}
-
-/// As oracle.sh: the tag, the `(pid) :` part dropped, whitespace runs collapsed.
-fn normalize(line: &str) -> Option<String> {
-    let tag = ["[ALERT]", "[WARNING]"].into_iter().find(|t| line.starts_with(t))?;
-    let mut rest = line[tag.len()..].trim_start();
-    if let Some((pid, after)) = rest.strip_prefix('(').and_then(|r| r.split_once(')')) {
-        if pid.bytes().all(|b| b.is_ascii_digit()) {
-            rest = after.trim_start().strip_prefix(':').unwrap_or(after).trim_start();
-        }
-    }
-    let body: Vec<&str> = rest.split_whitespace().collect();
-    Some(format!("{tag} {}", body.join(" ")))
 }
 
 /// The `file:line` inside the first `[...]` of a normalized line, if it has one.
@@ -86,9 +51,7 @@ fn known_differences() -> BTreeSet<String> {
 #[test]
 fn corpus_verdicts_match_haproxy_2_6() {
     let dir = corpus_dir();
-    let tmp = std::env::temp_dir().join(format!("hapx-corpus-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
-    let wrap = no_dns_wrapper(&tmp);
+    let wrap = no_dns_wrapper();
     let known = known_differences();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("testdata/corpus/real")
@@ -121,7 +84,7 @@ fn corpus_verdicts_match_haproxy_2_6() {
             exit_mismatch.push(format!("{name}: hapx exit {code}, haproxy exit {}", expect.exit));
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let got_lines: BTreeSet<String> = stderr.lines().filter_map(normalize).collect();
+        let got_lines: BTreeSet<String> = stderr.lines().filter_map(normalize_line).collect();
         let got_locations: BTreeSet<String> =
             got_lines.iter().filter(|l| l.starts_with("[ALERT]")).filter_map(|l| location(l)).collect();
         for line in &expect.alerts {
@@ -144,7 +107,6 @@ fn corpus_verdicts_match_haproxy_2_6() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     let ratio = matched_alerts as f64 / expected_alerts.max(1) as f64;
     eprintln!(
         "corpus: {} files, exit codes agree on {}, located alerts on the same file:line {matched_alerts}/{expected_alerts} ({:.1}%), alert lines differing in text (listed in known differences): {}",

@@ -3,8 +3,12 @@
 //! `--target-version`, and a missing file. Where HAProxy 2.6 has the same behaviour, hapx's
 //! answer is compared with what the installed `haproxy` says on the same files (those
 //! comparisons are skipped, with a note, when `haproxy` is not installed).
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use common::normalize_line;
 
 /// hapx's own warnings about lines it cannot run yet; HAProxy has no such lines.
 const HAPX_ONLY: &str = "is not supported by hapx yet.";
@@ -50,31 +54,7 @@ fn haproxy(dir: &Path, args: &[&str]) -> Option<Run> {
 /// oracle.sh's normalization of `[ALERT]`/`[WARNING]` lines (pid removed, blanks collapsed),
 /// without hapx's own "not supported" warnings.
 fn normalize(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter_map(|line| {
-            let (tag, rest) = if let Some(r) = line.strip_prefix("[ALERT]") {
-                ("[ALERT]", r)
-            } else if let Some(r) = line.strip_prefix("[WARNING]") {
-                ("[WARNING]", r)
-            } else {
-                return None;
-            };
-            let rest = rest.trim_start();
-            let rest = strip_pid(rest).unwrap_or(rest);
-            Some(format!("{tag} {rest}").split_whitespace().collect::<Vec<_>>().join(" "))
-        })
-        .filter(|l| !l.contains(HAPX_ONLY))
-        .collect()
-}
-
-fn strip_pid(text: &str) -> Option<&str> {
-    let inner = text.strip_prefix('(')?;
-    let close = inner.find(')')?;
-    if close == 0 || !inner.get(..close)?.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    inner.get(close + 1..)?.trim_start().strip_prefix(':').map(str::trim_start)
+    stderr.lines().filter_map(normalize_line).filter(|l| !l.contains(HAPX_ONLY)).collect()
 }
 
 fn testdata(folder: &str) -> PathBuf {

@@ -6,9 +6,12 @@
 //! Each config is its own test so that a known hapx bug can be marked `#[ignore]` alone.
 //! hapx runs as haproxy did: from inside the folder, in an empty environment, and without
 //! name resolution when `unshare -m` is permitted.
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+
+use common::{no_dns_wrapper, normalize_line};
 
 /// hapx's own warnings about lines it cannot run yet; HAProxy has no such lines.
 const HAPX_ONLY: &str = "is not supported by hapx yet.";
@@ -17,61 +20,10 @@ fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
-/// The command prefix that cuts name resolution off (as oracle.sh and tests/corpus.rs do),
-/// or nothing when this machine does not allow `unshare -m`.
-fn no_dns_wrapper() -> &'static [String] {
-    static WRAP: OnceLock<Vec<String>> = OnceLock::new();
-    WRAP.get_or_init(|| {
-        let conf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("frontend-testdata-resolv.conf");
-        if std::fs::write(&conf, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").is_err() {
-            return Vec::new();
-        }
-        let probe = Command::new("unshare")
-            .args(["-m", "sh", "-c", "mount --bind \"$1\" /etc/resolv.conf", "sh"])
-            .arg(&conf)
-            .output();
-        match probe {
-            Ok(o) if o.status.success() => vec![
-                "unshare".into(),
-                "-m".into(),
-                "sh".into(),
-                "-c".into(),
-                "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"".into(),
-                conf.to_string_lossy().into_owned(),
-            ],
-            _ => Vec::new(),
-        }
-    })
-}
-
 /// oracle.sh's normalization: `[ALERT]`/`[WARNING]` lines only, `(pid) :` removed,
 /// whitespace runs collapsed, no trailing blank.
 fn normalize(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter_map(|line| {
-            let (tag, rest) = if let Some(r) = line.strip_prefix("[ALERT]") {
-                ("[ALERT]", r)
-            } else if let Some(r) = line.strip_prefix("[WARNING]") {
-                ("[WARNING]", r)
-            } else {
-                return None;
-            };
-            let rest = rest.trim_start();
-            let rest = strip_pid(rest).unwrap_or(rest);
-            Some(format!("{tag} {rest}").split_whitespace().collect::<Vec<_>>().join(" "))
-        })
-        .collect()
-}
-
-/// Removes a leading `(1234) :` (with any blanks).
-fn strip_pid(text: &str) -> Option<&str> {
-    let inner = text.strip_prefix('(')?;
-    let close = inner.find(')')?;
-    if close == 0 || !inner.get(..close)?.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    inner.get(close + 1..)?.trim_start().strip_prefix(':').map(str::trim_start)
+    stderr.lines().filter_map(normalize_line).collect()
 }
 
 struct Expect {

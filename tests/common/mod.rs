@@ -408,3 +408,53 @@ pub fn sink_server() -> (Server, mpsc::Receiver<(u64, u64)>) {
 /// `defaults` of the test configs: tcp, and timeouts long enough not to fire by accident.
 pub const DEFAULTS: &str =
     "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n";
+
+/// The command prefix that cuts name resolution off, as `corpus/oracle.sh` does: a private
+/// mount namespace whose /etc/resolv.conf names only 127.0.0.1. Empty when this machine does
+/// not allow `unshare -m` (the host's resolver is then used).
+pub fn no_dns_wrapper() -> &'static [String] {
+    static WRAP: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    WRAP.get_or_init(|| {
+        let conf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("no-dns-resolv-{}.conf", std::process::id()));
+        if std::fs::write(&conf, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").is_err() {
+            return Vec::new();
+        }
+        let probe = Command::new("unshare")
+            .args(["-m", "sh", "-c", "mount --bind \"$1\" /etc/resolv.conf", "sh"])
+            .arg(&conf)
+            .output();
+        match probe {
+            Ok(o) if o.status.success() => vec![
+                "unshare".into(),
+                "-m".into(),
+                "sh".into(),
+                "-c".into(),
+                "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"".into(),
+                conf.to_string_lossy().into_owned(),
+            ],
+            _ => {
+                eprintln!("note: unshare -m not permitted; using the host's resolver");
+                Vec::new()
+            }
+        }
+    })
+}
+
+/// oracle.sh's normalization of one line: `[ALERT]`/`[WARNING]` only, the `(pid) :` part
+/// removed, whitespace runs collapsed.
+pub fn normalize_line(line: &str) -> Option<String> {
+    let tag = ["[ALERT]", "[WARNING]"].into_iter().find(|t| line.starts_with(t))?;
+    let rest = line.get(tag.len()..)?.trim_start();
+    let rest = strip_pid(rest).unwrap_or(rest);
+    Some(format!("{tag} {rest}").split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Removes a leading `(1234) :` (with any blanks).
+fn strip_pid(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('(')?;
+    let close = inner.find(')')?;
+    if close == 0 || !inner.get(..close)?.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    inner.get(close + 1..)?.trim_start().strip_prefix(':').map(str::trim_start)
+}
