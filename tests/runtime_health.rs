@@ -705,8 +705,6 @@ fn mosquitto_broker_marked_down_has_its_sessions_shut_others_kept() {
 
 /// The same with a hung broker (SIGSTOP) and an MQTT check.
 #[test]
-#[ignore = "hapx refuses every tcp-check line at startup (rules parser expects the word tcp-check \
-            first, the model stores the words after it); passes with HAPX_TEST_PROXY=haproxy"]
 fn mosquitto_hung_broker_marked_down_has_its_sessions_shut_others_kept() {
     let Some(ms) = mosquittos(3) else { return };
     // A stopped mosquitto still completes TCP handshakes, so the check must speak MQTT: CONNECT
@@ -785,4 +783,23 @@ impl Broker for FwdView {
     }
     fn kill(&mut self) {}
     fn restart(&mut self) {}
+}
+
+/// The `tcp-check` lines of a config reach the check engine as written: an MQTT check
+/// (CONNECT, expect CONNACK) passes against a live broker.
+#[test]
+fn tcp_check_lines_from_the_config_run_against_a_real_broker() {
+    let Some(ms) = mosquittos(1) else { return };
+    let front = common::free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    timeout check 1s\n\
+         listen mqtt\n    bind 127.0.0.1:{front}\n    option tcp-check\n    tcp-check connect\n\
+         \x20   tcp-check send-binary 100c00044d5154540402003c0000\n    tcp-check expect binary 20020000\n\
+         \x20   server broker_1 127.0.0.1:{} check inter 200ms fall 1 rise 1\n",
+        ms[0].port
+    );
+    let proxy = common::start_hapx(&cfg, &[front]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let err = proxy.stderr();
+    assert!(!err.contains("is DOWN"), "the MQTT check failed against a live broker:\n{err}");
 }

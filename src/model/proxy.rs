@@ -147,7 +147,7 @@ pub struct Proxy {
     pub default_backend: Option<(String, Span)>,
     pub use_backends: Vec<(String, Span)>,
     pub balance: Option<Vec<String>>,
-    /// `tcp-check` lines (the words after `tcp-check`), in order.
+    /// `tcp-check` lines (every word, `tcp-check` included), in order.
     pub tcp_check: Vec<Vec<String>>,
     /// `hash-type` words and `hash-balance-factor`.
     pub hash_type: Vec<String>,
@@ -658,7 +658,7 @@ impl Builder {
                     return out.alert_at(stmt, 1, text);
                 }
                 if let Some(p) = self.proxy_mut(r) {
-                    p.tcp_check.push(stmt.args().iter().map(|w| w.text.clone()).collect());
+                    p.tcp_check.push(stmt.words.iter().map(|w| w.text.clone()).collect());
                 }
             }
             "hash-type" => {
