@@ -103,6 +103,16 @@ fn check(opts: &cli::Options) -> i32 {
 /// Starting the proxy: the configuration must be valid and everything in it supported.
 fn run(opts: &cli::Options) -> i32 {
     let pid = std::process::id();
+    // What the run mode cannot do yet is refused, never ignored.
+    let refused_flags = [
+        (opts.master_worker, "-W/-Ws (master-worker mode)"),
+        (opts.old_unix_socket.is_some(), "-x (listeners from an old process)"),
+        (!opts.master_cli.is_empty(), "-S (master CLI)"),
+    ];
+    if let Some((_, what)) = refused_flags.iter().find(|(on, _)| *on) {
+        eprintln!("[ALERT]    ({pid}) : {what} is not supported by hapx yet.");
+        return 1;
+    }
     if !opts.quiet {
         eprintln!("[NOTICE]   ({pid}) : hapx version is {}", env!("CARGO_PKG_VERSION"));
         if let Ok(exe) = std::env::current_exe() {
@@ -143,7 +153,15 @@ fn run(opts: &cli::Options) -> i32 {
             return 1;
         }
     };
-    // Listeners are bound: now the privileges can go, then the terminal.
+    // Listeners are bound: the old processes of a reload can let go of theirs.
+    for (pids, hard) in [(&opts.soft_stop_pids, false), (&opts.hard_stop_pids, true)] {
+        for &old in pids {
+            if let Err(e) = runtime::sys::signal_old_process(old, hard) {
+                eprintln!("[WARNING]  ({pid}) : cannot signal old process {old}: {e}");
+            }
+        }
+    }
+    // Now the privileges can go, then the terminal.
     if let Err(e) = runtime::sys::drop_privileges(g.chroot.as_deref(), g.gid, g.uid) {
         eprintln!("[ALERT]    ({pid}) : cannot drop privileges: {e}");
         return 1;

@@ -221,7 +221,10 @@ impl Builder {
             "master-worker" if !arg.is_empty() && arg != "no-exit-on-failure" => {
                 out.alert_at(stmt, 1, "'master-worker' only supports 'no-exit-on-failure' option.")
             }
-            "master-worker" => g.master_worker = true,
+            "master-worker" => {
+                g.master_worker = true;
+                out.unsupported(stmt, kw);
+            }
             "quiet" => {
                 g.quiet = true;
                 // Messages already printed stay; later ones are hidden.

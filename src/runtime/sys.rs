@@ -225,3 +225,11 @@ pub fn tcp_connect_from(from: &SocketAddr, to: &SocketAddr) -> io::Result<std::n
     }
     Ok(std::net::TcpStream::from(owned))
 }
+
+/// Sends `-sf` (soft stop, SIGUSR1) or `-st` (SIGTERM) to an old process, once the new one
+/// has bound its listeners (SO_REUSEPORT lets both hold them meanwhile).
+pub fn signal_old_process(pid: i32, hard: bool) -> io::Result<()> {
+    let sig = if hard { libc::SIGTERM } else { libc::SIGUSR1 };
+    // SAFETY: kill(2) with a caller-given pid and a valid signal number.
+    check(unsafe { libc::kill(pid, sig) }).map(|_| ())
+}
