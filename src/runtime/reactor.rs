@@ -173,6 +173,8 @@ pub struct Worker {
     accepting: bool,
     /// The last kill request this thread acted on.
     kill_seen: u64,
+    /// Accepting stopped at a maxconn limit (connections wait in the kernel's backlog).
+    at_limit: bool,
 }
 
 fn token(slot: usize, side: Side) -> Token {
@@ -228,6 +230,7 @@ impl Worker {
             queues,
             accepting: true,
             kill_seen: 0,
+            at_limit: false,
         })
     }
 
@@ -278,6 +281,10 @@ impl Worker {
             for slot in std::mem::take(&mut self.again) {
                 self.drive(slot);
             }
+            // A slot freed on another thread wakes nobody here: retry at each turn.
+            if std::mem::take(&mut self.at_limit) {
+                self.accept_all();
+            }
             self.expire_timers(Instant::now());
         }
     }
@@ -297,9 +304,7 @@ impl Worker {
             }
         }
         if on {
-            for i in 0..self.listeners.len() {
-                self.accept(i);
-            }
+            self.accept_all();
         }
         Ok(())
     }
@@ -315,6 +320,12 @@ impl Worker {
         global_ok && fe_ok && bind_ok
     }
 
+    fn accept_all(&mut self) {
+        for i in 0..self.listeners.len() {
+            self.accept(i);
+        }
+    }
+
     fn accept(&mut self, index: usize) {
         if !self.accepting {
             return;
@@ -324,6 +335,7 @@ impl Worker {
             let (frontend, bind) = (l.frontend, l.bind);
             // At the limit, connections wait in the kernel's backlog until a slot frees.
             if !self.has_room(frontend, bind, l.maxconn) {
+                self.at_limit = true;
                 return;
             }
             match l.socket.accept() {
@@ -732,10 +744,10 @@ impl Worker {
             }
         }
         drop(s);
-        // A slot freed: serve the queues and resume accepting.
+        // A slot freed: serve the queues, and resume accepting if a limit had stopped it.
         self.drain_queues();
-        for i in 0..self.listeners.len() {
-            self.accept(i);
+        if std::mem::take(&mut self.at_limit) {
+            self.accept_all();
         }
     }
 
