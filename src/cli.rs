@@ -783,9 +783,10 @@ pub fn version_text(verbose: bool) -> String {
         text.push_str(
             "Supported:\n  \
              front end: configuration check (-c, -cc, -dD, -dW)\n  \
-             runtime: not yet\n\n\
-             Feature list : +CHECK +CHECK_CONDITION -RUNTIME -EPOLL -POLL -LINUX_SPLICE \
-             -OPENSSL -LUA -PCRE2 -PROMEX -QUIC -SYSTEMD -THREAD -ZLIB\n",
+             runtime: mode tcp over TCP and UNIX sockets, health checks, logs (no TLS, \
+             no HTTP, no master-worker yet)\n\n\
+             Feature list : +CHECK +CHECK_CONDITION +RUNTIME +EPOLL -POLL -LINUX_SPLICE \
+             -OPENSSL -LUA -PCRE2 -PROMEX -QUIC -SYSTEMD +THREAD -ZLIB\n",
         );
     }
     text
@@ -1122,7 +1123,7 @@ mod tests {
         assert!(!short.contains("Feature list"));
         let long = version_text(true);
         assert!(long.starts_with(&short));
-        assert!(long.contains("runtime: not yet"));
+        assert!(long.contains("runtime: mode tcp"));
         assert!(long.lines().any(|l| l.starts_with("Feature list : +")));
     }
 
