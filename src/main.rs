@@ -168,7 +168,8 @@ fn run(opts: &cli::Options) -> i32 {
     }
     if run_opts.debug {
         eprintln!("Available polling systems :\n      epoll : pref=300,  test result OK\nTotal: 1 (1 usable), will use epoll.\n");
-        eprintln!("Using epoll() as the polling mechanism.");
+        // As HAProxy: the list on stderr, the choice on stdout.
+        println!("Using epoll() as the polling mechanism.");
     }
     if run_opts.daemon && !run_opts.foreground {
         if let Err(e) = runtime::sys::daemonize() {

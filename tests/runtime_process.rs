@@ -141,7 +141,6 @@ fn attempt(port: u16, wait: Duration) -> Attempt {
 }
 
 #[test]
-#[ignore = "hapx bug: after SIGUSR1 the listening socket stays open (connections queue unserved instead of being refused)"]
 fn sigusr1_closes_the_listener_and_exits_when_the_last_session_ends() {
     let echo = Server::start(echo_handler);
     on_every_target(|t| {
@@ -187,7 +186,6 @@ fn sigterm_exits_at_once_and_cuts_established_sessions() {
 /// HAProxy 2.6 (`-db`) dies of SIGTERM and SIGINT: its parent sees the signal, not an exit
 /// code (a shell reports 143 and 130).
 #[test]
-#[ignore = "hapx bug: exits with status 0 on SIGTERM/SIGINT where HAProxy dies of the signal"]
 fn sigterm_and_sigint_end_the_process_by_the_signal() {
     use std::os::unix::process::ExitStatusExt;
     let echo = Server::start(echo_handler);
@@ -203,7 +201,6 @@ fn sigterm_and_sigint_end_the_process_by_the_signal() {
 }
 
 #[test]
-#[ignore = "hapx bug: SIGTTOU leaves the socket listening (connections queue unserved instead of being refused)"]
 fn sigttou_pauses_the_listeners_and_sigttin_resumes_them() {
     let echo = Server::start(echo_handler);
     on_every_target(|t| {
@@ -368,7 +365,6 @@ fn nbthread_2_runs_two_event_loops_and_serves_200_concurrent_connections() {
 /// HAProxy prints the polling mechanism line on stdout; the list of polling systems before
 /// it goes to stderr.
 #[test]
-#[ignore = "hapx bug: prints 'Using epoll() as the polling mechanism.' on stderr where HAProxy uses stdout"]
 fn dash_d_names_the_polling_mechanism_on_stdout() {
     let echo = Server::start(echo_handler);
     on_every_target(|t| {

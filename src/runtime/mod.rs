@@ -230,6 +230,10 @@ pub fn supervise(running: Running, hard_stop_after: Option<Duration>) -> std::io
         let signals = sys::take_signals();
         if signals & sys::SIG_HARD_STOP != 0 {
             running.stop(true);
+            // HAProxy ends killed by the signal; so does hapx once its threads are done.
+            let sig = sys::last_hard_signal();
+            let _ = running.join();
+            sys::die_of(sig);
         }
         if signals & sys::SIG_SOFT_STOP != 0 {
             running.stop(false);

@@ -151,6 +151,7 @@ struct ListenerSlot {
     /// Index of its `bind` address among all of them (for the bind's `maxconn`).
     bind: usize,
     maxconn: u32,
+    backlog: i32,
     registered: bool,
 }
 
@@ -209,7 +210,14 @@ impl Worker {
                 })?;
                 let tok = Token(listeners.len() + 1);
                 poll.registry().register(&mut socket, tok, Interest::READABLE)?;
-                listeners.push(ListenerSlot { socket, frontend: fi, bind, maxconn: b.maxconn, registered: true });
+                listeners.push(ListenerSlot {
+                    socket,
+                    frontend: fi,
+                    bind,
+                    maxconn: b.maxconn,
+                    backlog: b.opts.backlog,
+                    registered: true,
+                });
                 bind += 1;
             }
         }
@@ -256,8 +264,14 @@ impl Worker {
                 return Ok(());
             }
             let stopping = self.shared.soft_stop.load(Ordering::Acquire);
+            if stopping && !self.listeners.is_empty() {
+                // A soft stop closes the listeners: new connections are refused at once.
+                for mut l in self.listeners.drain(..) {
+                    let _ = self.poll.registry().deregister(&mut l.socket);
+                }
+            }
             let paused = self.shared.paused.load(Ordering::Acquire);
-            self.set_accepting(!stopping && !paused)?;
+            self.set_accepting(!paused)?;
             if stopping && self.live_sessions() == 0 {
                 return Ok(());
             }
@@ -294,12 +308,16 @@ impl Worker {
             return Ok(());
         }
         self.accepting = on;
+        // As HAProxy: a paused listener stops listening (connections are refused, not left
+        // waiting), and listens again when resumed.
         for (i, l) in self.listeners.iter_mut().enumerate() {
             if on && !l.registered {
+                let _ = sys::resume_listener(&l.socket, l.backlog);
                 self.poll.registry().register(&mut l.socket, Token(i + 1), Interest::READABLE)?;
                 l.registered = true;
             } else if !on && l.registered {
                 self.poll.registry().deregister(&mut l.socket)?;
+                let _ = sys::pause_listener(&l.socket);
                 l.registered = false;
             }
         }

@@ -134,7 +134,10 @@ pub const SIG_RESUME: usize = 8; // SIGTTIN
 extern "C" fn on_signal(sig: libc::c_int) {
     let bit = match sig {
         libc::SIGUSR1 => SIG_SOFT_STOP,
-        libc::SIGTERM | libc::SIGINT => SIG_HARD_STOP,
+        libc::SIGTERM | libc::SIGINT => {
+            LAST_HARD_SIGNAL.store(sig, Ordering::SeqCst);
+            SIG_HARD_STOP
+        }
         libc::SIGTTOU => SIG_PAUSE,
         libc::SIGTTIN => SIG_RESUME,
         _ => 0,
@@ -232,4 +235,37 @@ pub fn signal_old_process(pid: i32, hard: bool) -> io::Result<()> {
     let sig = if hard { libc::SIGTERM } else { libc::SIGUSR1 };
     // SAFETY: kill(2) with a caller-given pid and a valid signal number.
     check(unsafe { libc::kill(pid, sig) }).map(|_| ())
+}
+
+/// Stops a listening socket from accepting (new connections are refused), as HAProxy pauses
+/// listeners on SIGTTOU: on Linux, shutting a listening socket down stops the listen.
+pub fn pause_listener(socket: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    // SAFETY: shutdown(2) on a socket we own.
+    check(unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RD) }).map(|_| ())
+}
+
+/// Listens again on a paused socket (SIGTTIN).
+pub fn resume_listener(socket: &impl std::os::fd::AsRawFd, backlog: i32) -> io::Result<()> {
+    let backlog = if backlog > 0 { backlog } else { 1024 };
+    // SAFETY: listen(2) on a bound socket we own.
+    check(unsafe { libc::listen(socket.as_raw_fd(), backlog) }).map(|_| ())
+}
+
+/// Which hard-stop signal arrived last (SIGTERM or SIGINT), so that the process can end the
+/// way HAProxy's does: killed by that signal.
+static LAST_HARD_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+pub fn last_hard_signal() -> i32 {
+    LAST_HARD_SIGNAL.load(Ordering::SeqCst)
+}
+
+/// Ends the process by `sig` with its default action (the exit status a shell shows as
+/// 128 + sig), as HAProxy ends on SIGTERM or SIGINT.
+pub fn die_of(sig: i32) -> ! {
+    // SAFETY: restoring the default action and raising a signal; no handler code runs.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+    std::process::exit(128 + sig)
 }
