@@ -16,7 +16,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -204,42 +204,6 @@ fn mosquittos(n: usize) -> Option<Vec<Mosquitto>> {
     Some((0..n).map(Mosquitto::start).collect())
 }
 
-/// An embedded rumqttd broker (MQTT 3.1.1 on 127.0.0.1:port); it lives as long as the test
-/// process, which is why the tests put a `Forwarder` in front of it.
-fn rumqttd(port: u16) {
-    let listen: SocketAddr = ([127, 0, 0, 1], port).into();
-    let server = rumqttd::ServerSettings {
-        name: format!("v4-{port}"),
-        listen,
-        tls: None,
-        next_connection_delay_ms: 0,
-        connections: rumqttd::ConnectionSettings {
-            connection_timeout_ms: 60000,
-            max_payload_size: 20480,
-            max_inflight_count: 100,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
-    };
-    let config = rumqttd::Config {
-        id: 0,
-        router: rumqttd::RouterConfig {
-            max_connections: 10010,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 104_857_600,
-            max_segment_count: 10,
-            ..Default::default()
-        },
-        v4: Some(HashMap::from([("1".to_string(), server)])),
-        ..Default::default()
-    };
-    thread::spawn(move || {
-        let mut broker = rumqttd::Broker::new(config);
-        let _ = broker.start();
-    });
-    assert!(wait_until(Duration::from_secs(10), || is_listening(port)), "rumqttd on {port} did not start");
-}
 
 #[derive(Default)]
 struct FwdShared {

@@ -458,3 +458,40 @@ fn strip_pid(text: &str) -> Option<&str> {
     }
     inner.get(close + 1..)?.trim_start().strip_prefix(':').map(str::trim_start)
 }
+
+/// Starts a rumqttd broker in this process (MQTT 3.1.1 on 127.0.0.1:port); it lives as long
+/// as the test process.
+pub fn rumqttd(port: u16) {
+    let listen: SocketAddr = ([127, 0, 0, 1], port).into();
+    let server = rumqttd::ServerSettings {
+        name: format!("v4-{port}"),
+        listen,
+        tls: None,
+        next_connection_delay_ms: 0,
+        connections: rumqttd::ConnectionSettings {
+            connection_timeout_ms: 60000,
+            max_payload_size: 20480,
+            max_inflight_count: 100,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    let config = rumqttd::Config {
+        id: 0,
+        router: rumqttd::RouterConfig {
+            max_connections: 10010,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 104_857_600,
+            max_segment_count: 10,
+            ..Default::default()
+        },
+        v4: Some(std::collections::HashMap::from([("1".to_string(), server)])),
+        ..Default::default()
+    };
+    thread::spawn(move || {
+        let mut broker = rumqttd::Broker::new(config);
+        let _ = broker.start();
+    });
+    assert!(wait_until(Duration::from_secs(10), || is_listening(port)), "rumqttd on {port} did not start");
+}
