@@ -204,7 +204,6 @@ fn mosquittos(n: usize) -> Option<Vec<Mosquitto>> {
     Some((0..n).map(Mosquitto::start).collect())
 }
 
-
 #[derive(Default)]
 struct FwdShared {
     /// Both sockets of each open session, to cut them.

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
 
-
 /// Three mosquitto brokers on free ports, or None (with a note) when not installed.
 fn mosquittos(n: usize) -> Option<(Vec<Proc>, Vec<u16>)> {
     if !have("mosquitto") {
