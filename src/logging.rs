@@ -1299,6 +1299,12 @@ fn hostname() -> &'static str {
 }
 
 impl LogFormat {
+    /// Whether the format prints the frontend address (the only field that costs a
+    /// `getsockname` per session).
+    pub fn uses_frontend_addr(&self) -> bool {
+        self.nodes.iter().any(|n| matches!(n, Node::Var(Var::FrontendIp | Var::FrontendPort, _)))
+    }
+
     /// The line for `s`. Merged spaces: a separator prints one space only after something
     /// that is not a space, so leading and repeated spaces collapse as in HAProxy.
     pub fn render(&self, s: &SessionLog) -> String {

@@ -156,6 +156,12 @@ pub struct Proxy {
     pub maxconn: Option<u32>,
     pub fullconn: Option<u32>,
     pub retries: Option<u32>,
+    /// `option redispatch [<interval>]`: redispatch every Nth retry (N > 0), or on the Nth
+    /// retry counted from the last (N < 0; -1, the default, is the last one).
+    pub redispatch_interval: i32,
+    /// `retry-on`: whether a failed connection is retried (`conn-failure`, the default).
+    /// The other events of `retry-on` concern HTTP requests; HAProxy ignores them in TCP mode.
+    pub retry_on_conn_failure: bool,
     /// Enabled `option` names (negated ones removed).
     pub options: BTreeSet<String>,
     pub logs: Vec<Vec<String>>,
@@ -192,6 +198,8 @@ impl Proxy {
             maxconn: None,
             fullconn: None,
             retries: None,
+            redispatch_interval: -1,
+            retry_on_conn_failure: true,
             options: BTreeSet::new(),
             logs: Vec::new(),
             log_global: false,
@@ -724,6 +732,32 @@ impl Builder {
                     }
                 }
             }
+            "retry-on" => {
+                let words: Vec<&str> = stmt.args().iter().map(|w| w.text.as_str()).collect();
+                if words.is_empty() {
+                    return out.alert_at(
+                        stmt,
+                        0,
+                        format!("'{kw}' needs at least one keyword to specify when to retry."),
+                    );
+                }
+                let mut conn_failure = false;
+                for (i, w) in words.iter().enumerate() {
+                    match *w {
+                        "none" if words.len() == 1 => {}
+                        "none" => {
+                            return out.alert_at(stmt, i + 1, format!("'{kw}' 'none' keyword only usable alone."));
+                        }
+                        "conn-failure" | "all-retryable-errors" => conn_failure = true,
+                        "empty-response" | "junk-response" | "response-timeout" | "0rtt-rejected" | "401" | "403"
+                        | "404" | "408" | "421" | "425" | "429" | "500" | "501" | "502" | "503" | "504" => {}
+                        other => return out.alert_at(stmt, i + 1, format!("'{kw}': unknown keyword '{other}'.")),
+                    }
+                }
+                if let Some(p) = self.proxy_mut(r) {
+                    p.retry_on_conn_failure = conn_failure;
+                }
+            }
             "disabled" | "enabled" => {
                 if let Some(p) = self.proxy_mut(r) {
                     p.disabled = kw == "disabled";
@@ -915,6 +949,14 @@ impl Builder {
             proxy.options.remove(&name);
         } else {
             proxy.options.insert(name.clone());
+        }
+        if name == "redispatch" {
+            let interval = stmt.word(2);
+            proxy.redispatch_interval = if negated || interval.is_empty() { -1 } else { super::units::atoi(interval) };
+            if proxy.redispatch_interval == 0 {
+                // `option redispatch 0` turns redispatching off.
+                proxy.options.remove(&name);
+            }
         }
         if !matches!(
             name.as_str(),

@@ -5,6 +5,7 @@ pub mod check;
 pub mod conn;
 pub mod plan;
 pub mod reactor;
+pub mod session;
 pub mod state;
 pub mod stream;
 pub mod sys;
@@ -117,6 +118,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, String> {
         kills: std::sync::Mutex::new(Vec::new()),
         kill_epoch: std::sync::atomic::AtomicU64::new(0),
         wakers: std::sync::Mutex::new(Vec::new()),
+        limited: AtomicBool::new(false),
         checker: std::sync::OnceLock::new(),
     });
     let mut workers = Vec::new();
@@ -198,6 +200,10 @@ fn spawn_checks(shared: &Arc<reactor::Shared>) -> Option<check::CheckerHandle> {
             }
             if let Some(shared) = weak.upgrade() {
                 report_state_change(&shared, bi, change);
+                if change.kind == check::ChangeKind::Up {
+                    // A server back up takes sessions from the queues.
+                    shared.wake_all();
+                }
                 if change.shutdown_sessions || change.shutdown_backup_sessions {
                     shared.request_kill(bi, &change.server, change.shutdown_backup_sessions);
                 }
@@ -246,9 +252,11 @@ pub fn supervise(running: Running, hard_stop_after: Option<Duration>) -> std::io
         }
         if signals & sys::SIG_PAUSE != 0 {
             running.shared.paused.store(true, Ordering::Release);
+            running.shared.wake_all();
         }
         if signals & sys::SIG_RESUME != 0 {
             running.shared.paused.store(false, Ordering::Release);
+            running.shared.wake_all();
         }
         let stopping =
             running.shared.soft_stop.load(Ordering::Acquire) || running.shared.hard_stop.load(Ordering::Acquire);

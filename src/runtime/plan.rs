@@ -2,7 +2,7 @@
 //! addresses and backends with their live state.
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::address::{Addr, Family, Host, PortSpec};
@@ -75,10 +75,10 @@ pub struct FrontendPlan {
 /// Per-backend settings the session state machine needs.
 #[derive(Clone, Copy, Debug)]
 pub struct BackendSettings {
-    pub retries: u32,
+    /// `retries`, `retry-on`, `option redispatch [N]`, `timeout connect`.
+    pub retry: crate::runtime::session::RetryPolicy,
     /// `option tcpka` or `option srvtcpka`.
     pub server_keepalive: bool,
-    pub redispatch: bool,
     pub timeouts: Timeouts,
 }
 
@@ -196,8 +196,15 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
         hash_balance_factor: p.hash_balance_factor,
         allbackups: p.options.contains("allbackups"),
     };
-    let balancer = balance::build(&spec)?;
-    Ok(BackendState { name: p.name.clone(), servers, allbackups: spec.allbackups, balancer: Mutex::new(balancer) })
+    // Built once here so that what cannot run is refused before anything starts.
+    balance::build(&spec).map_err(|e| format!("backend '{}': {e}", p.name))?;
+    Ok(BackendState {
+        name: p.name.clone(),
+        servers,
+        allbackups: spec.allbackups,
+        balance: spec,
+        queued: AtomicU32::new(0),
+    })
 }
 
 /// Builds the plan; `Err` names what cannot run.
@@ -219,9 +226,13 @@ pub fn build(config: &Config) -> Result<Plan, String> {
         backends.push(state);
         let t = &p.timeouts;
         settings.push(BackendSettings {
-            retries: p.retries.unwrap_or(3),
+            retry: crate::runtime::session::RetryPolicy {
+                retries: p.retries.unwrap_or(3),
+                on_conn_failure: p.retry_on_conn_failure,
+                redispatch: p.options.contains("redispatch").then_some(p.redispatch_interval),
+                connect_timeout: ms(t.connect),
+            },
             server_keepalive: p.options.contains("tcpka") || p.options.contains("srvtcpka"),
-            redispatch: p.options.contains("redispatch"),
             timeouts: Timeouts {
                 client: ms(t.client),
                 server: ms(t.server),

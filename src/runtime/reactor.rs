@@ -11,22 +11,21 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::balance::PickCtx;
+use super::balance::{self, Balancer, LbKind, Pick, PickCtx};
 use super::conn::{Conn, Listener};
 use super::plan::BindAddr;
 use super::plan::Plan;
+use super::session::{Cause, Farm, Next, Session, Stage, State, Term};
 use super::state::ServerState;
-use super::stream::{BufPool, Flow, Pipe, PumpError, Side};
+use super::stream::{BufPool, Ends, Flow, PumpError, Side};
 use super::sys;
-use super::timer::{Entry, Wheel};
+use super::timer::{TimerId, Wheel};
 
 const WAKER: Token = Token(0);
 const SESSION_BASE: usize = 1 << 24;
 /// Bytes one direction of one session may move per wake-up, so that a bulk transfer cannot
 /// starve thousands of quiet sessions.
 const BUDGET: usize = 256 * 1024;
-/// The longest sleep, so that stop requests are seen even without traffic.
-const MAX_SLEEP: Duration = Duration::from_millis(100);
 
 /// State shared by every thread.
 pub struct Shared {
@@ -45,8 +44,11 @@ pub struct Shared {
     /// a backend's backups (`on-marked-up shutdown-backup-sessions`); `kill_epoch` counts them.
     pub kills: std::sync::Mutex<Vec<KillRequest>>,
     pub kill_epoch: std::sync::atomic::AtomicU64,
-    /// Every thread's waker, to have them act on a kill request at once.
+    /// Every thread's waker, to have them act on a kill request, a freed server slot or a
+    /// stop request at once.
     pub wakers: std::sync::Mutex<Vec<Arc<Waker>>>,
+    /// Some thread stopped accepting at a maxconn limit: the next close wakes them all.
+    pub limited: AtomicBool,
     /// The health checker, told about real traffic errors (`observe layer4`).
     pub checker: std::sync::OnceLock<super::check::CheckerHandle>,
 }
@@ -66,6 +68,11 @@ impl Shared {
         if let Ok(mut k) = self.kills.lock() {
             k.push(KillRequest { epoch, backend, server: (!backups).then(|| server.to_string()) });
         }
+        self.wake_all();
+    }
+
+    /// Wakes every event loop thread.
+    pub fn wake_all(&self) {
         if let Ok(w) = self.wakers.lock() {
             w.iter().for_each(|w| {
                 let _ = w.wake();
@@ -103,47 +110,6 @@ pub struct SessionEnd {
     pub backend_queue: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for a server slot in the backend queue.
-    Queued,
-    Connecting,
-    Established,
-}
-
-struct Session {
-    gen: u64,
-    client: Conn,
-    /// The client's address (UNIX clients have none: logged as 0.0.0.0:0).
-    client_addr: SocketAddr,
-    server: Option<Conn>,
-    frontend: usize,
-    bind: usize,
-    backend: Option<usize>,
-    srv: Option<Arc<ServerState>>,
-    phase: Phase,
-    c2s: Pipe,
-    s2c: Pipe,
-    accepted: Instant,
-    accept_time: SystemTime,
-    queued_at: Option<Instant>,
-    connect_start: Option<Instant>,
-    connected_at: Option<Instant>,
-    retries: u32,
-    redispatched: bool,
-    /// The earliest of the side deadlines (or the connect/queue deadline).
-    deadline: Option<Instant>,
-    client_deadline: Option<Instant>,
-    server_deadline: Option<Instant>,
-    /// The first side that timed out, for the termination state.
-    timed_out: Option<[u8; 2]>,
-    /// When a side last timed out (its inactivity clock restarts there).
-    client_idle_from: Option<Instant>,
-    server_idle_from: Option<Instant>,
-    /// When the heap holds an entry for this session (the earliest one).
-    timer_at: Option<Instant>,
-}
-
 /// A listening socket of this thread.
 struct ListenerSlot {
     socket: Listener,
@@ -165,11 +131,13 @@ pub struct Worker {
     next_gen: u64,
     /// Session deadlines, keyed by (slot, generation).
     timers: Wheel<(usize, u64)>,
-    fired: Vec<Entry<(usize, u64)>>,
+    fired: Vec<(TimerId, (usize, u64))>,
     pool: BufPool,
     /// Sessions with work left after their budget ran out.
     again: Vec<usize>,
-    /// Per backend, sessions of this thread waiting for a server.
+    /// Per backend: this thread's balancer (no lock shared by threads) and its queue of
+    /// sessions waiting for a server slot.
+    balancers: Vec<Box<dyn Balancer>>,
     queues: Vec<VecDeque<usize>>,
     accepting: bool,
     /// The last kill request this thread acted on.
@@ -184,6 +152,26 @@ fn token(slot: usize, side: Side) -> Token {
 
 fn ms_since(t: Option<Instant>, from: Instant) -> i64 {
     t.map_or(-1, |t| t.saturating_duration_since(from).as_millis() as i64)
+}
+
+/// What one readiness event said about a socket.
+#[derive(Clone, Copy, Debug)]
+struct Event {
+    readable: bool,
+    writable: bool,
+    read_closed: bool,
+    error: bool,
+}
+
+impl Event {
+    fn of(e: &mio::event::Event) -> Event {
+        Event {
+            readable: e.is_readable(),
+            writable: e.is_writable(),
+            read_closed: e.is_read_closed(),
+            error: e.is_error(),
+        }
+    }
 }
 
 impl Worker {
@@ -221,6 +209,12 @@ impl Worker {
                 bind += 1;
             }
         }
+        let balancers = shared
+            .plan
+            .backends
+            .iter()
+            .map(|b| balance::build(&b.balance).map_err(|e| io::Error::other(format!("backend '{}': {e}", b.name))))
+            .collect::<io::Result<Vec<_>>>()?;
         let queues = shared.plan.backends.iter().map(|_| VecDeque::new()).collect();
         let pool = BufPool::new(shared.plan.bufsize, 256);
         Ok(Worker {
@@ -235,6 +229,7 @@ impl Worker {
             fired: Vec::new(),
             pool,
             again: Vec::new(),
+            balancers,
             queues,
             accepting: true,
             kill_seen: 0,
@@ -256,7 +251,8 @@ impl Worker {
         self.sessions.len() - self.free.len()
     }
 
-    /// Runs until stopped.
+    /// Runs until stopped. Sleeps until the next deadline or event: stop requests, pauses,
+    /// kills and freed slots on other threads all come through the waker.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -275,9 +271,12 @@ impl Worker {
             if stopping && self.live_sessions() == 0 {
                 return Ok(());
             }
-            let now = Instant::now();
-            let timeout = if self.again.is_empty() { self.timers.next_within(now, MAX_SLEEP) } else { Duration::ZERO };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            let timeout = if self.again.is_empty() {
+                self.timers.next_wake().map(|at| at.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
                 }
@@ -286,16 +285,19 @@ impl Worker {
                 match event.token() {
                     WAKER => {
                         self.apply_kills();
-                        self.drain_queues();
+                        self.serve_queues();
+                        self.accept_all();
                     }
-                    Token(t) if t >= SESSION_BASE => self.drive((t - SESSION_BASE) / 2),
+                    Token(t) if t >= SESSION_BASE => {
+                        let side = if (t - SESSION_BASE) % 2 == 1 { Side::Server } else { Side::Client };
+                        self.on_event((t - SESSION_BASE) / 2, side, Event::of(event));
+                    }
                     Token(t) => self.accept(t - 1),
                 }
             }
             for slot in std::mem::take(&mut self.again) {
-                self.drive(slot);
+                self.pump(slot);
             }
-            // A slot freed on another thread wakes nobody here: retry at each turn.
             if std::mem::take(&mut self.at_limit) {
                 self.accept_all();
             }
@@ -351,9 +353,11 @@ impl Worker {
         loop {
             let Some(l) = self.listeners.get(index) else { return };
             let (frontend, bind) = (l.frontend, l.bind);
-            // At the limit, connections wait in the kernel's backlog until a slot frees.
+            // At the limit, connections wait in the kernel's backlog until a slot frees
+            // (on any thread: a close wakes the others while one waits).
             if !self.has_room(frontend, bind, l.maxconn) {
                 self.at_limit = true;
+                self.shared.limited.store(true, Ordering::Release);
                 return;
             }
             match l.socket.accept() {
@@ -381,6 +385,10 @@ impl Worker {
         }
     }
 
+    fn session(&mut self, slot: usize) -> Option<&mut Session> {
+        self.sessions.get_mut(slot).and_then(Option::as_mut)
+    }
+
     fn start_session(&mut self, mut client: Conn, addr: SocketAddr, frontend: usize, bind: usize) {
         let slot = self.alloc_slot();
         if self
@@ -393,7 +401,8 @@ impl Worker {
             return;
         }
         client.set_nodelay();
-        if self.shared.plan.frontends.get(frontend).is_some_and(|f| f.client_keepalive) {
+        let fe = self.shared.plan.frontends.get(frontend);
+        if fe.is_some_and(|f| f.client_keepalive) {
             let _ = sys::set_keepalive(&client);
         }
         self.shared.actconn.fetch_add(1, Ordering::AcqRel);
@@ -406,320 +415,380 @@ impl Worker {
         let gen = self.next_gen;
         self.next_gen += 1;
         let now = Instant::now();
-        let fe = self.shared.plan.frontends.get(frontend);
         let backend = fe.and_then(|f| f.backend);
-        if let Some((log, fe)) = fe.and_then(|f| f.log.as_ref().map(|l| (l, f))) {
-            log.session_started(addr, client.local_inet(), &fe.name);
+        let log = fe.and_then(|f| f.log.as_ref());
+        // The local address costs a syscall: fetched only for a log or a pick that uses it.
+        let needs_local = log.is_some_and(|l| l.needs_local_addr())
+            || backend.and_then(|b| self.balancers.get(b)).is_some_and(|b| b.needs_dst());
+        let local = if needs_local { client.local_inet() } else { None };
+        if let (Some(log), Some(fe)) = (log, fe) {
+            log.session_started(addr, local, &fe.name);
         }
-        let session = Session {
-            gen,
-            client,
-            client_addr: addr,
-            server: None,
-            frontend,
-            bind,
-            backend,
-            srv: None,
-            phase: Phase::Queued,
-            c2s: Pipe::default(),
-            s2c: Pipe::default(),
-            accepted: now,
-            accept_time: SystemTime::now(),
-            queued_at: None,
-            connect_start: None,
-            connected_at: None,
-            retries: 0,
-            redispatched: false,
-            deadline: None,
-            client_deadline: None,
-            server_deadline: None,
-            timed_out: None,
-            client_idle_from: None,
-            server_idle_from: None,
-            timer_at: None,
-        };
+        let mut session = Session::new(gen, client, addr, frontend, bind, now);
+        session.backend = backend;
+        session.local = local;
         if let Some(s) = self.sessions.get_mut(slot) {
             *s = Some(session);
         }
-        self.assign(slot, now);
+        self.proceed(slot, Next::Pick);
     }
 
-    /// Picks a server and connects, or queues, or gives up with HAProxy's codes.
-    fn assign(&mut self, slot: usize, now: Instant) {
-        let Some(s) = self.sessions.get(slot).and_then(Option::as_ref) else { return };
-        let Some(bi) = s.backend else {
-            return self.close(slot, *b"SC");
-        };
-        let Some(backend) = self.shared.plan.backends.get(bi).cloned() else { return };
-        let ctx = PickCtx { src: Some(s.client_addr.ip()), src_port: Some(s.client_addr.port()), ..PickCtx::default() };
-        let picked = backend.balancer.lock().ok().and_then(|mut b| b.pick(&backend.servers, &ctx));
-        match picked.and_then(|i| backend.servers.get(i).cloned()) {
-            Some(server) => {
-                server.acquire();
-                if let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) {
-                    s.srv = Some(server);
-                }
-                self.connect(slot, now);
-            }
-            None if backend.servers.iter().any(|s| s.eligible()) => {
-                // Every live server is full: wait for a slot, up to `timeout queue`.
-                let timeout = self.shared.plan.settings.get(bi).and_then(|t| t.timeouts.queue);
-                if let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) {
-                    s.phase = Phase::Queued;
-                    s.queued_at = Some(now);
-                    s.deadline = timeout.map(|t| now + t);
-                }
-                if let Some(q) = self.queues.get_mut(bi) {
-                    q.push_back(slot);
-                }
-                self.schedule(slot);
-            }
-            None => self.close(slot, *b"SC"),
+    /// Carries out what a transition asked for, until the session waits or ends. Bounded:
+    /// each pass either moves to a later state or spends a retry.
+    fn proceed(&mut self, slot: usize, mut next: Next) {
+        for _ in 0..64 {
+            next = match next {
+                Next::Pick => self.pick(slot),
+                Next::Connect => self.connect(slot),
+                Next::Close(term) => return self.close(slot, term),
+                Next::Wait => return self.arm(slot),
+            };
+        }
+        log::error!("session {slot}: no progress after 64 transitions; closing it");
+        self.close(slot, Term::new(Cause::Killed, Stage::Connect));
+    }
+
+    /// The backend's picture for a retry decision.
+    fn farm(&self, backend: usize, srv: Option<&Arc<ServerState>>) -> Farm {
+        let servers = self.shared.plan.backends.get(backend).map_or(&[][..], |b| b.servers.as_slice());
+        Farm {
+            server_running: srv.is_some_and(|s| s.eligible()),
+            active: servers.iter().filter(|s| !s.backup && s.eligible()).count(),
+            kind: self.balancers.get(backend).map_or(LbKind::RoundRobin, |b| b.kind()),
         }
     }
 
-    fn connect(&mut self, slot: usize, now: Instant) {
-        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
-        let Some(server) = s.srv.clone() else { return };
-        let settings = s.backend.and_then(|b| self.shared.plan.settings.get(b)).copied();
-        let timeouts = settings.map(|b| b.timeouts).unwrap_or_default();
+    /// REQ: asks this thread's balancer; assigns, queues or gives up.
+    fn pick(&mut self, slot: usize) -> Next {
+        let shared = self.shared.clone();
+        let Some(s) = self.sessions.get(slot).and_then(Option::as_ref) else { return Next::Wait };
+        let Some(bi) = s.backend else { return Next::Close(Term::new(Cause::ServerAbort, Stage::Connect)) };
+        let Some(backend) = shared.plan.backends.get(bi) else { return Next::Wait };
+        let ctx = PickCtx {
+            src: Some(s.client_addr.ip()),
+            src_port: Some(s.client_addr.port()),
+            dst: s.local.map(|a| a.ip()),
+            dst_port: s.local.map(|a| a.port()),
+            avoid: s.avoid,
+        };
+        let Some(balancer) = self.balancers.get_mut(bi) else { return Next::Wait };
+        let pick = balance::choose(balancer.as_mut(), &backend.servers, &ctx);
+        let server = match pick {
+            Pick::Server(i) => backend.servers.get(i).cloned(),
+            _ => None,
+        };
+        if let Some(srv) = &server {
+            srv.acquire();
+        }
+        let queue = shared.plan.settings.get(bi).and_then(|t| t.timeouts.queue);
+        let now = Instant::now();
+        let Some(s) = self.session(slot) else { return Next::Wait };
+        let next = s.picked(pick, server, now, queue);
+        if matches!(s.state, State::Queued { .. }) {
+            if let Some(q) = self.queues.get_mut(bi) {
+                q.push_back(slot);
+                backend.queued.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        next
+    }
+
+    /// ASS: opens a connection to the assigned server.
+    fn connect(&mut self, slot: usize) -> Next {
+        let shared = self.shared.clone();
+        let now = Instant::now();
+        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return Next::Wait };
+        let Some(server) = s.srv.clone() else { return Next::Pick };
+        let settings = s.backend.and_then(|b| shared.plan.settings.get(b));
         let attempt = match (&server.unix, server.source) {
             (Some(path), _) => UnixStream::connect(path).map(Conn::Unix),
             (None, Some(from)) => sys::tcp_connect_from(&from, &server.addr).map(|s| Conn::Tcp(TcpStream::from_std(s))),
             (None, None) => TcpStream::connect(server.addr).map(Conn::Tcp),
         };
-        match attempt {
-            Ok(mut stream) => {
-                if self
-                    .poll
-                    .registry()
-                    .register(&mut stream, token(slot, Side::Server), Interest::READABLE | Interest::WRITABLE)
-                    .is_err()
-                {
-                    return self.close(slot, *b"SC");
-                }
-                stream.set_nodelay();
-                if settings.is_some_and(|b| b.server_keepalive) {
-                    let _ = sys::set_keepalive(&stream);
-                }
-                s.server = Some(stream);
-                s.phase = Phase::Connecting;
-                s.connect_start.get_or_insert(now);
-                s.deadline = timeouts.connect.map(|t| now + t);
-                self.schedule(slot);
-            }
-            Err(_) => self.connect_failed(slot, now),
+        let mut stream = match attempt {
+            Ok(stream) => stream,
+            // A synchronous failure: retried at once, without a turn-around.
+            Err(_) => return self.connect_failed(slot, now, false),
+        };
+        if self
+            .poll
+            .registry()
+            .register(&mut stream, token(slot, Side::Server), Interest::READABLE | Interest::WRITABLE)
+            .is_err()
+        {
+            return Next::Close(Term::new(Cause::Resource, Stage::Connect));
         }
+        stream.set_nodelay();
+        if settings.is_some_and(|b| b.server_keepalive) {
+            let _ = sys::set_keepalive(&stream);
+        }
+        let timeout = settings.and_then(|b| b.timeouts.connect);
+        s.connecting(stream, now, timeout)
     }
 
-    /// A connection attempt failed: retry (on another server at the last try with
-    /// `option redispatch`) or give up.
-    fn connect_failed(&mut self, slot: usize, now: Instant) {
-        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
-        if let (Some(checker), Some(srv)) = (self.shared.checker.get(), s.srv.as_ref()) {
+    /// CER: reports the error to the checker (`observe layer4`) and lets the session decide.
+    fn connect_failed(&mut self, slot: usize, now: Instant, asynchronous: bool) -> Next {
+        let shared = self.shared.clone();
+        let Some(s) = self.sessions.get(slot).and_then(Option::as_ref) else { return Next::Wait };
+        let Some(bi) = s.backend else { return Next::Close(Term::new(Cause::ServerAbort, Stage::Connect)) };
+        if let (Some(checker), Some(srv)) = (shared.checker.get(), s.srv.as_ref()) {
             checker.report_connection_error(srv);
         }
-        if let Some(mut stream) = s.server.take() {
-            let _ = self.poll.registry().deregister(&mut stream);
+        let farm = self.farm(bi, s.srv.as_ref());
+        let Some(policy) = shared.plan.settings.get(bi).map(|b| b.retry) else { return Next::Wait };
+        let Some(s) = self.session(slot) else { return Next::Wait };
+        let had_server = s.srv.is_some();
+        let next = s.connect_failed(now, &policy, &farm, asynchronous);
+        if had_server && s.srv.is_none() {
+            self.slot_freed(bi);
         }
-        let settings = s.backend.and_then(|b| self.shared.plan.settings.get(b)).copied();
-        let Some(settings) = settings else { return self.close(slot, *b"SC") };
-        if s.retries >= settings.retries {
-            return self.close(slot, *b"SC");
-        }
-        s.retries += 1;
-        if settings.redispatch && s.retries == settings.retries {
-            s.redispatched = true;
-            if let Some(old) = s.srv.take() {
-                old.release();
-            }
-            return self.assign(slot, now);
-        }
-        self.connect(slot, now);
+        next
     }
 
-    /// Runs a session after readiness: finishes a connect, then moves bytes both ways.
-    fn drive(&mut self, slot: usize) {
+    /// A readiness event on one of a session's sockets.
+    fn on_event(&mut self, slot: usize, side: Side, ev: Event) {
         let now = Instant::now();
+        let shared = self.shared.clone();
         let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
-        if s.phase == Phase::Connecting {
-            let Some(server) = s.server.as_ref() else { return };
-            match server.take_error() {
-                Ok(None) => {}
-                Ok(Some(_)) | Err(_) => return self.connect_failed(slot, now),
-            }
-            match server.connected() {
-                Ok(_) => {
-                    s.phase = Phase::Established;
-                    s.connected_at = Some(now);
-                    if let (Some(checker), Some(srv)) = (self.shared.checker.get(), s.srv.as_ref()) {
-                        checker.report_connection_ok(srv);
-                    }
+        match (side, &mut s.state) {
+            (Side::Client, _) => s.client_ready.merge(ev.readable, ev.writable, ev.read_closed),
+            (Side::Server, State::Connecting { server_ready, .. }) => {
+                server_ready.merge(ev.readable, ev.writable, ev.read_closed);
+                // Refused or reset: the kernel says so with an error (or a hang-up without
+                // anything to read); otherwise writable means connected. No syscall asks.
+                if ev.error || (ev.read_closed && !ev.readable && !ev.writable) {
+                    let next = self.connect_failed(slot, now, true);
+                    return self.proceed(slot, next);
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    // Still connecting; the client may already have sent bytes, kept in the kernel.
+                if !ev.writable {
                     return;
                 }
-                Err(_) => return self.connect_failed(slot, now),
+                s.connected(now);
+                if let (Some(checker), Some(srv)) = (shared.checker.get(), s.srv.as_ref()) {
+                    checker.report_connection_ok(srv);
+                }
             }
+            (Side::Server, State::Established(t)) => t.server_ready.merge(ev.readable, ev.writable, ev.read_closed),
+            (Side::Server, _) => return,
         }
-        if s.phase != Phase::Established {
-            // Queued: a client close is noticed when the queue is served or times out.
-            return;
+        let Some(s) = self.session(slot) else { return };
+        match &s.state {
+            State::Established(_) => self.pump(slot),
+            // Before a server is connected, only a client error ends the session (as
+            // HAProxy without `option abortonclose`, a client's FIN does not).
+            _ if side == Side::Client && ev.error => {
+                let stage = s.stage();
+                self.close(slot, Term::new(Cause::ClientAbort, stage))
+            }
+            _ => {}
         }
-        let Some(server) = s.server.as_mut() else { return };
-        let up = s.c2s.pump(&mut s.client, server, &mut self.pool, BUDGET, (Side::Client, Side::Server), now);
-        let down = s.s2c.pump(server, &mut s.client, &mut self.pool, BUDGET, (Side::Server, Side::Client), now);
+    }
+
+    /// EST: moves bytes both ways.
+    fn pump(&mut self, slot: usize) {
+        let now = Instant::now();
+        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
+        let State::Established(t) = &mut s.state else { return };
+        let t = t.as_mut();
+        let up = t.c2s.pump(
+            Ends {
+                src: &mut s.client,
+                src_ready: &mut s.client_ready,
+                dst: &mut t.server,
+                dst_ready: &mut t.server_ready,
+                sides: (Side::Client, Side::Server),
+                other_done: t.s2c.is_done(),
+            },
+            &mut self.pool,
+            BUDGET,
+            now,
+        );
+        let down = t.s2c.pump(
+            Ends {
+                src: &mut t.server,
+                src_ready: &mut t.server_ready,
+                dst: &mut s.client,
+                dst_ready: &mut s.client_ready,
+                sides: (Side::Server, Side::Client),
+                other_done: t.c2s.is_done(),
+            },
+            &mut self.pool,
+            BUDGET,
+            now,
+        );
         match (up, down) {
             (Err(e), _) | (_, Err(e)) => self.abort(slot, e),
             (Ok(Flow::Done), Ok(Flow::Done)) => {
-                let term = s.timed_out.unwrap_or(*b"--");
+                let term = t.timed_out.map_or(Term::NORMAL, |c| Term::new(c, Stage::Data));
                 self.close(slot, term)
             }
             (Ok(a), Ok(b)) => {
                 if a == Flow::Budget || b == Flow::Budget {
                     self.again.push(slot);
                 }
-                self.refresh_deadline(slot, now);
+                self.arm(slot);
             }
         }
     }
 
-    /// The inactivity deadline of each side, from its last activity and HAProxy's timeouts:
-    /// `tunnel` replaces `client` and `server` once connected; `client-fin` applies once the
-    /// client was sent a FIN (the server closed first), `server-fin` once the server was.
-    fn refresh_deadline(&mut self, slot: usize, now: Instant) {
-        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
+    /// The inactivity deadlines of an established session's sides, from their last
+    /// activity and HAProxy's timeouts: `tunnel` replaces `client` and `server`; `client-fin`
+    /// applies once the client was sent a FIN, `server-fin` once the server was.
+    fn side_deadlines(&self, s: &Session) -> (Option<Instant>, Option<Instant>) {
+        let State::Established(t) = &s.state else { return (None, None) };
         let plan = &self.shared.plan;
         let fe = plan.frontends.get(s.frontend);
         let be = s.backend.and_then(|b| plan.settings.get(b)).map(|b| b.timeouts).unwrap_or_default();
-        let client_fin = fe.and_then(|f| f.client_fin_timeout).filter(|_| s.s2c.dst_shut);
-        let server_fin = be.server_fin.filter(|_| s.c2s.dst_shut);
+        let client_fin = fe.and_then(|f| f.client_fin_timeout).filter(|_| t.s2c.dst_shut);
+        let server_fin = be.server_fin.filter(|_| t.c2s.dst_shut);
         let client_t = client_fin.or(be.tunnel).or(fe.and_then(|f| f.client_timeout));
         let server_t = server_fin.or(be.tunnel).or(be.server);
-        let base = s.connected_at.unwrap_or(now);
+        let base = t.connected_at;
         let client_last =
-            [s.c2s.last_read, s.s2c.last_write, s.client_idle_from].into_iter().flatten().max().unwrap_or(base);
+            [t.c2s.last_read, t.s2c.last_write, t.client_idle_from].into_iter().flatten().max().unwrap_or(base);
         let server_last =
-            [s.s2c.last_read, s.c2s.last_write, s.server_idle_from].into_iter().flatten().max().unwrap_or(base);
-        s.client_deadline = client_t.map(|t| client_last + t);
-        s.server_deadline = server_t.map(|t| server_last + t);
-        s.deadline = [s.client_deadline, s.server_deadline].into_iter().flatten().min();
-        self.schedule(slot);
+            [t.s2c.last_read, t.c2s.last_write, t.server_idle_from].into_iter().flatten().max().unwrap_or(base);
+        (client_t.map(|d| client_last + d), server_t.map(|d| server_last + d))
     }
 
-    /// A side's inactivity timeout: HAProxy stops reading that side and passes the close on
-    /// (the other direction goes on); if that side was already closed, the session ends.
-    fn side_timeout(&mut self, slot: usize, side: Side, now: Instant) {
-        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
-        let (pipe, term) = match side {
-            Side::Client => (&mut s.c2s, *b"cD"),
-            Side::Server => (&mut s.s2c, *b"sD"),
-        };
-        s.timed_out.get_or_insert(term);
-        if pipe.src_eof {
-            return self.close(slot, term);
-        }
-        pipe.src_eof = true;
-        // The timeout restarts that side's clock: a second one ends the session.
-        match side {
-            Side::Client => s.client_idle_from = Some(now),
-            Side::Server => s.server_idle_from = Some(now),
-        }
-        self.drive(slot);
-    }
-
-    fn refresh_after_timeout(&mut self, slot: usize, now: Instant) {
-        if self.sessions.get(slot).is_some_and(Option::is_some) {
-            self.refresh_deadline(slot, now);
-        }
-    }
-
-    /// Makes sure the heap will wake us no later than the session's deadline.
-    fn schedule(&mut self, slot: usize) {
-        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
-        if let Some(d) = s.deadline {
-            if s.timer_at.is_none_or(|t| d < t) {
-                s.timer_at = Some(d);
-                self.timers.insert((slot, s.gen), d);
+    fn deadline(&self, s: &Session) -> Option<Instant> {
+        match s.state {
+            State::Established(_) => {
+                let (c, v) = self.side_deadlines(s);
+                [c, v].into_iter().flatten().min()
             }
+            _ => s.state_deadline(),
+        }
+    }
+
+    /// Arms the session's one timer for its deadline. While data flows the deadline only
+    /// moves later: the timer stays where it is and is moved when it fires, so a read costs
+    /// no timer work at all.
+    fn arm(&mut self, slot: usize) {
+        let Some(s) = self.sessions.get(slot).and_then(Option::as_ref) else { return };
+        let deadline = self.deadline(s);
+        let lazy = matches!(s.state, State::Established(_));
+        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
+        let keep = match (s.timer_at, deadline) {
+            (Some(armed), Some(d)) => armed == d || (lazy && armed < d),
+            (None, None) => true,
+            _ => false,
+        };
+        if !keep {
+            self.timers.set(&mut s.timer, (slot, s.gen), deadline);
+            s.timer_at = deadline;
         }
     }
 
     fn expire_timers(&mut self, now: Instant) {
         let mut fired = std::mem::take(&mut self.fired);
         self.timers.expire(now, &mut fired);
-        for Entry { key: (slot, gen), at } in fired.drain(..) {
-            let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { continue };
-            if s.gen != gen || s.timer_at != Some(at) {
+        for (id, (slot, gen)) in fired.drain(..) {
+            let Some(s) = self.session(slot) else { continue };
+            if s.gen != gen || s.timer != Some(id) {
                 continue;
             }
+            s.timer = None;
             s.timer_at = None;
-            match s.deadline {
-                Some(d) if d <= now => match s.phase {
-                    Phase::Queued => self.close(slot, *b"sQ"),
-                    Phase::Connecting => self.connect_timeout(slot, now),
-                    Phase::Established => {
-                        let client_expired = s.client_deadline.is_some_and(|c| c <= now);
-                        let server_expired = s.server_deadline.is_some_and(|c| c <= now);
-                        if client_expired {
-                            self.side_timeout(slot, Side::Client, now);
-                        }
-                        if server_expired {
-                            self.side_timeout(slot, Side::Server, now);
-                        }
-                        self.refresh_after_timeout(slot, now);
-                    }
-                },
-                Some(_) => self.schedule(slot),
-                None => {}
-            }
+            self.timer_fired(slot, now);
         }
         self.fired = fired;
     }
 
-    /// A connect timeout counts as a failed attempt (retries apply), as in HAProxy.
-    fn connect_timeout(&mut self, slot: usize, now: Instant) {
-        let retries_left = self
-            .sessions
-            .get(slot)
-            .and_then(Option::as_ref)
-            .and_then(|s| s.backend.and_then(|b| self.shared.plan.settings.get(b)).map(|st| s.retries < st.retries))
-            .unwrap_or(false);
-        if retries_left {
-            self.connect_failed(slot, now);
-        } else {
-            self.close(slot, *b"sC");
+    fn timer_fired(&mut self, slot: usize, now: Instant) {
+        let shared = self.shared.clone();
+        let Some(s) = self.sessions.get(slot).and_then(Option::as_ref) else { return };
+        if let State::Established(_) = s.state {
+            let (client, server) = self.side_deadlines(s);
+            if client.is_some_and(|c| c <= now) {
+                self.side_timeout(slot, Side::Client, now);
+            }
+            if server.is_some_and(|c| c <= now) {
+                self.side_timeout(slot, Side::Server, now);
+            }
+            return self.arm(slot);
         }
+        let Some(bi) = s.backend else { return };
+        let farm = self.farm(bi, s.srv.as_ref());
+        let Some(policy) = shared.plan.settings.get(bi).map(|b| b.retry) else { return };
+        let connecting = matches!(s.state, State::Connecting { .. });
+        if connecting && s.state_deadline().is_some_and(|d| d <= now) {
+            // A connect timeout is a failed attempt for `observe layer4` too.
+            let next = self.connect_failed(slot, now, false);
+            return self.proceed(slot, next);
+        }
+        let Some(s) = self.session(slot) else { return };
+        let next = s.state_expired(now, &policy, &farm);
+        self.proceed(slot, next);
+    }
+
+    /// A side's inactivity timeout: HAProxy stops reading that side and passes the close on
+    /// (the other direction goes on); if that side was already closed, the session ends.
+    fn side_timeout(&mut self, slot: usize, side: Side, now: Instant) {
+        let Some(s) = self.session(slot) else { return };
+        let State::Established(t) = &mut s.state else { return };
+        let (pipe, cause) = match side {
+            Side::Client => (&mut t.c2s, Cause::ClientTimeout),
+            Side::Server => (&mut t.s2c, Cause::ServerTimeout),
+        };
+        t.timed_out.get_or_insert(cause);
+        if pipe.src_eof {
+            return self.close(slot, Term::new(cause, Stage::Data));
+        }
+        pipe.src_eof = true;
+        // The timeout restarts that side's clock: a second one ends the session.
+        match side {
+            Side::Client => t.client_idle_from = Some(now),
+            Side::Server => t.server_idle_from = Some(now),
+        }
+        self.pump(slot);
     }
 
     fn abort(&mut self, slot: usize, e: PumpError) {
         log::debug!("session {slot}: {:?} side error: {}", e.side, e.error);
-        let term = match e.side {
-            Side::Client => *b"CD",
-            Side::Server => *b"SD",
+        let cause = match e.side {
+            Side::Client => Cause::ClientAbort,
+            Side::Server => Cause::ServerAbort,
         };
-        self.close(slot, term);
+        self.close(slot, Term::new(cause, Stage::Data));
+    }
+
+    /// A server slot of `backend` freed: serve this thread's queue, and wake the other
+    /// threads when sessions wait in theirs.
+    fn slot_freed(&mut self, backend: usize) {
+        let waiting = self.shared.plan.backends.get(backend).map_or(0, |b| b.queued.load(Ordering::Acquire));
+        if waiting == 0 {
+            return;
+        }
+        let local = self.queues.get(backend).map_or(0, VecDeque::len) as u32;
+        self.serve_queue(backend);
+        if waiting > local {
+            self.shared.wake_all();
+        }
     }
 
     /// Ends a session: sockets closed, counters released, the end reported, queues served.
-    fn close(&mut self, slot: usize, term: [u8; 2]) {
+    fn close(&mut self, slot: usize, term: Term) {
         let Some(mut s) = self.sessions.get_mut(slot).and_then(Option::take) else { return };
         self.free.push(slot);
-        log::debug!("session {} from {} ends: {}", slot, s.client_addr, String::from_utf8_lossy(&term));
+        log::debug!("session {} from {} ends: {}", slot, s.client_addr, String::from_utf8_lossy(&term.letters()));
         let now = Instant::now();
-        let _ = self.poll.registry().deregister(&mut s.client);
-        if let Some(mut server) = s.server.take() {
-            let _ = self.poll.registry().deregister(&mut server);
+        if let Some(id) = s.timer.take() {
+            self.timers.cancel(id);
         }
-        s.c2s.release(&mut self.pool);
-        s.s2c.release(&mut self.pool);
+        if let State::Established(t) = &mut s.state {
+            t.c2s.release(&mut self.pool);
+            t.s2c.release(&mut self.pool);
+        }
         // A session still queued counts the queue it leaves (HAProxy's %bq), itself included.
         let mut backend_queue = 0;
-        if let Some(q) = s.backend.and_then(|bi| self.queues.get_mut(bi)) {
-            if q.contains(&slot) {
+        if let (State::Queued { .. }, Some(bi)) = (&s.state, s.backend) {
+            if let Some(q) = self.queues.get_mut(bi) {
                 backend_queue = q.len() as u32;
                 q.retain(|&x| x != slot);
+            }
+            if let Some(b) = self.shared.plan.backends.get(bi) {
+                b.queued.fetch_sub(1, Ordering::AcqRel);
             }
         }
         let actconn = self.shared.actconn.fetch_sub(1, Ordering::AcqRel);
@@ -728,44 +797,52 @@ impl Worker {
             c.fetch_sub(1, Ordering::AcqRel);
         }
         // HAProxy logs the server's sessions once this one has left it.
-        let srv_conn = s.srv.as_ref().map_or(0, |srv| srv.release().saturating_sub(1));
+        let released = s.release_server();
+        let srv_conn = released.as_ref().map_or(0, |srv| srv.cur.load(Ordering::Acquire));
+        let plan = &self.shared.plan;
         let beconn = s
             .backend
-            .and_then(|b| self.shared.plan.backends.get(b))
+            .and_then(|b| plan.backends.get(b))
             .map_or(0, |b| b.servers.iter().map(|x| x.cur.load(Ordering::Relaxed)).sum::<u32>());
-        let end = SessionEnd {
-            client: s.client_addr,
-            accept_time: s.accept_time,
-            frontend: s.frontend,
-            backend: s.backend,
-            server: s.srv.clone(),
-            tw_ms: s.queued_at.map_or(0, |q| ms_since(s.connect_start.or(Some(now)), q)),
-            tc_ms: s.connect_start.map_or(-1, |c| ms_since(s.connected_at, c)),
-            tt_ms: ms_since(Some(now), s.accepted),
-            bytes_to_client: s.s2c.bytes,
-            bytes_from_client: s.c2s.bytes,
-            term,
-            retries: s.retries,
-            redispatched: s.redispatched,
-            local: s.client.local_inet(),
-            actconn,
-            feconn,
-            beconn,
-            srv_conn,
-            backend_queue,
-        };
-        let plan = &self.shared.plan;
-        if let Some(fe) = plan.frontends.get(end.frontend) {
-            if let Some(log) = &fe.log {
-                let backend = end.backend.and_then(|b| plan.backends.get(b)).map_or("", |b| b.name.as_str());
-                log.session_ended(&end, &fe.name, backend);
-            }
+        let (bytes_to_client, bytes_from_client) = s.bytes();
+        let fe = plan.frontends.get(s.frontend);
+        if let Some((fe, log)) = fe.and_then(|f| f.log.as_ref().map(|l| (f, l))) {
+            let end = SessionEnd {
+                client: s.client_addr,
+                accept_time: s.accept_time,
+                frontend: s.frontend,
+                backend: s.backend,
+                server: s.target.clone(),
+                tw_ms: s.queued_at.map_or(0, |q| ms_since(s.connect_start.or(Some(now)), q)),
+                tc_ms: s.connect_start.map_or(-1, |c| ms_since(s.connected_at(), c)),
+                tt_ms: ms_since(Some(now), s.accepted),
+                bytes_to_client,
+                bytes_from_client,
+                term: term.letters(),
+                retries: s.retries,
+                redispatched: s.redispatched,
+                local: s.local,
+                actconn,
+                feconn,
+                beconn,
+                srv_conn,
+                backend_queue,
+            };
+            let backend = end.backend.and_then(|b| plan.backends.get(b)).map_or("", |b| b.name.as_str());
+            log.session_ended(&end, &fe.name, backend);
         }
+        let backend = s.backend;
+        // Closing the sockets takes them out of the poller too: no epoll_ctl needed.
         drop(s);
-        // A slot freed: serve the queues, and resume accepting if a limit had stopped it.
-        self.drain_queues();
+        if let (Some(bi), Some(_)) = (backend, released) {
+            self.slot_freed(bi);
+        }
+        // A slot freed: resume accepting if a limit had stopped this thread or another.
         if std::mem::take(&mut self.at_limit) {
             self.accept_all();
+        }
+        if self.shared.limited.swap(false, Ordering::AcqRel) {
+            self.shared.wake_all();
         }
     }
 
@@ -781,7 +858,7 @@ impl Worker {
         };
         self.kill_seen = epoch;
         for r in requests {
-            let victims: Vec<usize> = self
+            let victims: Vec<(usize, Stage)> = self
                 .sessions
                 .iter()
                 .enumerate()
@@ -793,30 +870,53 @@ impl Worker {
                             Some(name) => &srv.name == name,
                             None => srv.backup,
                         };
-                    hit.then_some(i)
+                    hit.then_some((i, s.stage()))
                 })
                 .collect();
-            let term = if r.server.is_some() { *b"DD" } else { *b"UD" };
-            for slot in victims {
-                self.close(slot, term);
+            let cause = if r.server.is_some() { Cause::Down } else { Cause::Up };
+            for (slot, stage) in victims {
+                self.close(slot, Term::new(cause, stage));
             }
         }
     }
 
-    /// Gives queued sessions of this thread the server slots that freed up.
-    fn drain_queues(&mut self) {
-        let now = Instant::now();
+    /// Gives queued sessions of this thread the server slots that are free now.
+    fn serve_queues(&mut self) {
         for bi in 0..self.queues.len() {
-            while let Some(&slot) = self.queues.get(bi).and_then(|q| q.front()) {
-                let Some(backend) = self.shared.plan.backends.get(bi).cloned() else { break };
-                if !backend.servers.iter().any(|s| s.usable()) {
-                    break;
-                }
+            self.serve_queue(bi);
+        }
+    }
+
+    /// Pops queued sessions while the balancer, the one judge of who may serve, names a
+    /// server; stops at the first "full" or "none".
+    fn serve_queue(&mut self, bi: usize) {
+        let shared = self.shared.clone();
+        let Some(backend) = shared.plan.backends.get(bi) else { return };
+        while let Some(&slot) = self.queues.get(bi).and_then(VecDeque::front) {
+            let Some(s) = self.sessions.get(slot).and_then(Option::as_ref) else {
                 if let Some(q) = self.queues.get_mut(bi) {
                     q.pop_front();
                 }
-                self.assign(slot, now);
+                continue;
+            };
+            let ctx = PickCtx {
+                src: Some(s.client_addr.ip()),
+                src_port: Some(s.client_addr.port()),
+                dst: s.local.map(|a| a.ip()),
+                dst_port: s.local.map(|a| a.port()),
+                avoid: None,
+            };
+            let Some(balancer) = self.balancers.get_mut(bi) else { return };
+            let Pick::Server(i) = balance::choose(balancer.as_mut(), &backend.servers, &ctx) else { return };
+            let Some(srv) = backend.servers.get(i).cloned() else { return };
+            srv.acquire();
+            if let Some(q) = self.queues.get_mut(bi) {
+                q.pop_front();
             }
+            backend.queued.fetch_sub(1, Ordering::AcqRel);
+            let Some(s) = self.session(slot) else { continue };
+            let next = s.dequeued(srv);
+            self.proceed(slot, next);
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Live state shared by every event-loop thread and the health-check thread: per server,
-//! atomics the hot path reads without locks; per backend, the balancer behind a mutex.
+//! atomics the hot path reads without locks. Balancers are per thread (built from the
+//! backend's spec), so a pick takes no lock shared by threads.
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use super::balance::Balancer;
+use super::balance::BalanceSpec;
 
 /// Milliseconds on a process-wide monotonic clock (never 0 after the first call).
 pub fn clock_ms() -> u64 {
@@ -168,7 +169,11 @@ pub struct BackendState {
     pub servers: Vec<Arc<ServerState>>,
     /// `option allbackups`: use every backup server at once instead of the first one.
     pub allbackups: bool,
-    pub balancer: Mutex<Box<dyn Balancer>>,
+    /// What each thread builds its own balancer from.
+    pub balance: BalanceSpec,
+    /// Sessions waiting in this backend's queues, on every thread: a freed slot wakes the
+    /// other threads only when some wait.
+    pub queued: AtomicU32,
 }
 
 #[cfg(test)]

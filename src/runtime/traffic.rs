@@ -59,6 +59,15 @@ pub fn frontend_log(config: &Config, p: &Proxy) -> Result<Option<Arc<FrontendLog
 }
 
 impl FrontendLog {
+    /// Whether logging a session needs the address the client connected to.
+    pub fn needs_local_addr(&self) -> bool {
+        match &self.layout {
+            Layout::ConnectLine => true,
+            Layout::TcpLog => false,
+            Layout::Custom(f) => f.uses_frontend_addr(),
+        }
+    }
+
     /// At accept time: the connect line, when the frontend logs no session line.
     pub fn session_started(&self, client: std::net::SocketAddr, local: Option<std::net::SocketAddr>, frontend: &str) {
         if matches!(self.layout, Layout::ConnectLine) {

@@ -19,6 +19,10 @@ impl First {
 
 impl Balancer for First {
     /// O(servers).
+    fn kind(&self) -> super::LbKind {
+        super::LbKind::ConnBased
+    }
+
     fn pick(&mut self, servers: &[Arc<ServerState>], ctx: &PickCtx) -> Option<usize> {
         candidates(servers, self.allbackups, &mut self.cands);
         let mut usable = self.cands.iter().copied().filter(|&i| usable_at(servers, i));

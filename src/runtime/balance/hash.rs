@@ -68,6 +68,14 @@ impl Hash {
 
 impl Balancer for Hash {
     /// O(servers + key length) plus the map or ring lookup.
+    fn kind(&self) -> super::LbKind {
+        super::LbKind::Hashed
+    }
+
+    fn needs_dst(&self) -> bool {
+        matches!(self.expr.fetch, Fetch::Dst | Fetch::DstPort)
+    }
+
     fn pick(&mut self, servers: &[Arc<ServerState>], ctx: &PickCtx) -> Option<usize> {
         let kind = self.table.kind;
         // A missing sample means round robin, as HAProxy does.

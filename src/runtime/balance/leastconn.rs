@@ -41,6 +41,10 @@ fn key(s: &ServerState) -> u64 {
 
 impl Balancer for LeastConn {
     /// O(servers).
+    fn kind(&self) -> super::LbKind {
+        super::LbKind::ConnBased
+    }
+
     fn pick(&mut self, servers: &[Arc<ServerState>], ctx: &PickCtx) -> Option<usize> {
         candidates(servers, self.allbackups, &mut self.cands);
         self.last_pick.resize(servers.len(), 0);

@@ -49,6 +49,51 @@ pub struct PickCtx {
 /// None when every server is down or full (the caller then queues or fails).
 pub trait Balancer: Send {
     fn pick(&mut self, servers: &[Arc<ServerState>], ctx: &PickCtx) -> Option<usize>;
+
+    /// HAProxy's algorithm kind, which decides when a failed connection redispatches.
+    fn kind(&self) -> LbKind {
+        LbKind::RoundRobin
+    }
+
+    /// Whether picks read the frontend address (`dst`, `dst_port`): only then does the loop
+    /// ask the kernel for it.
+    fn needs_dst(&self) -> bool {
+        false
+    }
+}
+
+/// HAProxy's three families of algorithms (BE_LB_KIND_*): round-robin-like (roundrobin,
+/// static-rr, random), connection-based (leastconn, first), hash-based (source, hash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbKind {
+    RoundRobin,
+    ConnBased,
+    Hashed,
+}
+
+/// The one answer to "who serves this session", for assigning and for draining queues alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// This server (its position in the backend) takes the session now.
+    Server(usize),
+    /// Servers are eligible but every one of the tier is at its limit: wait in the queue.
+    Full,
+    /// No server is eligible (all down, in maintenance or weightless): give up.
+    NoServer,
+}
+
+/// Asks `b` for a server and tells a full tier from an empty one, with the same tier rules
+/// the algorithms use ([`candidates`]).
+pub fn choose(b: &mut dyn Balancer, servers: &[Arc<ServerState>], ctx: &PickCtx) -> Pick {
+    if let Some(i) = b.pick(servers, ctx).filter(|&i| usable_at(servers, i)) {
+        return Pick::Server(i);
+    }
+    // The tier is empty exactly when no server at all is eligible.
+    if servers.iter().any(|s| s.eligible()) {
+        Pick::Full
+    } else {
+        Pick::NoServer
+    }
 }
 
 /// The balancing directives of one backend, as the configuration words gave them.

@@ -34,6 +34,10 @@ fn address_hash(addr: IpAddr, kind: &HashType) -> u32 {
 
 impl Balancer for Source {
     /// O(servers) plus an O(1) map or O(log points) ring lookup in the usual case.
+    fn kind(&self) -> super::LbKind {
+        super::LbKind::Hashed
+    }
+
     fn pick(&mut self, servers: &[Arc<ServerState>], ctx: &PickCtx) -> Option<usize> {
         // Without a client address (a unix socket), round robin applies.
         let hash = ctx.src.map(|a| address_hash(a, &self.table.kind));
