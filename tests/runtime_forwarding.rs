@@ -241,3 +241,35 @@ fn client_reset_closes_the_server_side() {
     let (closed, after) = rx.recv_timeout(Duration::from_secs(10)).expect("server thread");
     assert!(closed && after < Duration::from_secs(3), "server side not closed after the client's reset ({after:?})");
 }
+
+/// Spliced directions (`splice-auto`, and `splice-request` + `splice-response`) deliver the
+/// same bytes, half-close included, and a tail written just before the close.
+#[test]
+fn spliced_streams_are_echoed_exactly_with_their_tails() {
+    for options in ["    option splice-auto\n", "    option splice-request\n    option splice-response\n"] {
+        let echo = Server::start(echo_handler);
+        let port = free_port();
+        let cfg = format!("{}{options}", listen_cfg(port, echo.port));
+        let hapx = start_hapx(&cfg, &[port]);
+        const CONNS: u64 = 4;
+        const PER_CONN: u64 = (64 << 20) / CONNS;
+        let handles: Vec<_> =
+            (0..CONNS).map(|i| thread::spawn(move || echo_session(port, 77 + i, PER_CONN + i * 131))).collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            let (sent, got) = h.join().expect("session thread");
+            assert_eq!(got, sent, "{options}: connection {i}: echoed stream differs (length, checksum)");
+        }
+        wait_until(Duration::from_secs(5), || echo.open() == 0);
+        drop(hapx);
+        let (sink, rx) = sink_server();
+        let port = free_port();
+        let _hapx = start_hapx(&format!("{}{options}", listen_cfg(port, sink.port)), &[port]);
+        let mut data = vec![0u8; 8 << 20];
+        Rng::new(9).fill(&mut data);
+        let mut s = connect(port, Duration::from_secs(10));
+        s.write_all(&data).expect("write");
+        drop(s);
+        let got = rx.recv_timeout(Duration::from_secs(10)).expect("the server saw no end of stream");
+        assert_eq!(got, sum_of(&data), "{options}: the server got (length, checksum) {got:?}");
+    }
+}

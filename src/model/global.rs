@@ -23,6 +23,9 @@ pub struct Global {
     pub ulimit_n: Option<u64>,
     pub hard_stop_after_ms: Option<u64>,
     pub bufsize: Option<u32>,
+    /// `maxpipes`, and `nosplice` (no kernel splicing at all).
+    pub maxpipes: Option<u32>,
+    pub nosplice: bool,
     pub quiet: bool,
     /// How many diagnostics came before `quiet` took effect.
     pub quiet_from: Option<usize>,
@@ -257,6 +260,8 @@ impl Builder {
                 Err(text) => out.alert_at(stmt, 1, text),
             },
             "tune.bufsize" => g.bufsize = Some(atoi(arg)),
+            "maxpipes" => g.maxpipes = Some(atoi(arg)),
+            "nosplice" => g.nosplice = true,
             "stats" if arg == "socket" => {
                 let target = stmt.word(2);
                 if target.is_empty() {

@@ -970,6 +970,9 @@ impl Builder {
                 | "tcpka"
                 | "clitcpka"
                 | "srvtcpka"
+                | "splice-auto"
+                | "splice-request"
+                | "splice-response"
         ) {
             out.unsupported(stmt, &format!("option {name}"));
         }

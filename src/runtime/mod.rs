@@ -6,6 +6,7 @@ pub mod conn;
 pub mod plan;
 pub mod reactor;
 pub mod session;
+pub mod splice;
 pub mod state;
 pub mod stream;
 pub mod sys;

@@ -11,6 +11,7 @@ use crate::model::Config;
 
 use super::balance::{self, BalanceSpec};
 use super::check::{self, CheckConfig, InitState, OnError};
+use super::splice::SpliceMode;
 use super::state::{BackendState, ServerState};
 use super::sys::ListenOpts;
 
@@ -68,6 +69,7 @@ pub struct FrontendPlan {
     /// `option tcpka` or `option clitcpka`.
     pub client_keepalive: bool,
     pub client_fin_timeout: Option<Duration>,
+    pub splice: SpliceOpts,
     /// Where and how sessions are logged (None: no log target).
     pub log: Option<std::sync::Arc<super::traffic::FrontendLog>>,
 }
@@ -80,6 +82,39 @@ pub struct BackendSettings {
     /// `option tcpka` or `option srvtcpka`.
     pub server_keepalive: bool,
     pub timeouts: Timeouts,
+    pub splice: SpliceOpts,
+}
+
+/// `option splice-auto|splice-request|splice-response`, set on a frontend or a backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpliceOpts {
+    pub auto: bool,
+    pub request: bool,
+    pub response: bool,
+}
+
+impl SpliceOpts {
+    fn of(p: &Proxy) -> SpliceOpts {
+        SpliceOpts {
+            auto: p.options.contains("splice-auto"),
+            request: p.options.contains("splice-request"),
+            response: p.options.contains("splice-response"),
+        }
+    }
+
+    /// How each direction (request, response) splices when a frontend and a backend meet;
+    /// `nosplice` in global turns it all off.
+    pub fn modes(fe: SpliceOpts, be: SpliceOpts, enabled: bool) -> (SpliceMode, SpliceMode) {
+        use SpliceMode::*;
+        let pick = |always: bool, auto: bool| match (enabled, always, auto) {
+            (false, _, _) => Never,
+            (true, true, _) => Always,
+            (true, false, true) => Auto,
+            _ => Never,
+        };
+        let auto = fe.auto || be.auto;
+        (pick(fe.request || be.request, auto), pick(fe.response || be.response, auto))
+    }
 }
 
 /// A server to health-check.
@@ -100,6 +135,18 @@ pub struct Plan {
     pub maxconn: u32,
     pub nbthread: usize,
     pub bufsize: usize,
+    /// `maxpipes` (0: HAProxy's default, a quarter of maxconn), and splicing allowed at all
+    /// (no `nosplice`).
+    pub maxpipes: u32,
+    pub splice: bool,
+}
+
+impl Plan {
+    /// This thread's share of `maxpipes` (HAProxy's default: a quarter of maxconn).
+    pub fn maxpipes_per_thread(&self) -> usize {
+        let total = if self.maxpipes > 0 { self.maxpipes } else { self.maxconn / 4 };
+        (total as usize).div_ceil(self.nbthread.max(1))
+    }
 }
 
 fn ms(v: Option<u64>) -> Option<Duration> {
@@ -233,6 +280,7 @@ pub fn build(config: &Config) -> Result<Plan, String> {
                 connect_timeout: ms(t.connect),
             },
             server_keepalive: p.options.contains("tcpka") || p.options.contains("srvtcpka"),
+            splice: SpliceOpts::of(p),
             timeouts: Timeouts {
                 client: ms(t.client),
                 server: ms(t.server),
@@ -287,6 +335,7 @@ pub fn build(config: &Config) -> Result<Plan, String> {
             client_timeout: ms(p.timeouts.client),
             client_keepalive: p.options.contains("tcpka") || p.options.contains("clitcpka"),
             client_fin_timeout: ms(p.timeouts.client_fin),
+            splice: SpliceOpts::of(p),
             log: super::traffic::frontend_log(config, p)?,
         });
     }
@@ -299,6 +348,8 @@ pub fn build(config: &Config) -> Result<Plan, String> {
         maxconn: config.global.maxconn.unwrap_or(0),
         nbthread: config.global.nbthread.unwrap_or(1).max(1) as usize,
         bufsize: config.global.bufsize.filter(|&b| b >= 1024).unwrap_or(16384) as usize,
+        maxpipes: config.global.maxpipes.unwrap_or(0),
+        splice: !config.global.nosplice,
     })
 }
 

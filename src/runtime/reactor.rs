@@ -14,10 +14,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::balance::{self, Balancer, LbKind, Pick, PickCtx};
 use super::conn::{Conn, Listener};
 use super::plan::BindAddr;
-use super::plan::Plan;
+use super::plan::{Plan, SpliceOpts};
 use super::session::{Cause, Farm, Next, Session, Stage, State, Term};
+use super::splice::PipePool;
 use super::state::ServerState;
-use super::stream::{BufPool, Ends, Flow, PumpError, Side};
+use super::stream::{BufPool, Ends, Flow, Pools, PumpError, Side};
 use super::sys;
 use super::timer::{TimerId, Wheel};
 
@@ -133,6 +134,7 @@ pub struct Worker {
     timers: Wheel<(usize, u64)>,
     fired: Vec<(TimerId, (usize, u64))>,
     pool: BufPool,
+    pipes: PipePool,
     /// Sessions with work left after their budget ran out.
     again: Vec<usize>,
     /// Per backend: this thread's balancer (no lock shared by threads) and its queue of
@@ -217,6 +219,7 @@ impl Worker {
             .collect::<io::Result<Vec<_>>>()?;
         let queues = shared.plan.backends.iter().map(|_| VecDeque::new()).collect();
         let pool = BufPool::new(shared.plan.bufsize, 256);
+        let pipes = PipePool::new(shared.plan.maxpipes_per_thread());
         Ok(Worker {
             shared,
             poll,
@@ -228,6 +231,7 @@ impl Worker {
             timers: Wheel::new(Instant::now()),
             fired: Vec::new(),
             pool,
+            pipes,
             again: Vec::new(),
             balancers,
             queues,
@@ -563,7 +567,9 @@ impl Worker {
                 if !ev.writable {
                     return;
                 }
-                s.connected(now);
+                let fe = shared.plan.frontends.get(s.frontend).map(|f| f.splice).unwrap_or_default();
+                let be = s.backend.and_then(|b| shared.plan.settings.get(b)).map(|b| b.splice).unwrap_or_default();
+                s.connected(now, SpliceOpts::modes(fe, be, shared.plan.splice));
                 if let (Some(checker), Some(srv)) = (shared.checker.get(), s.srv.as_ref()) {
                     checker.report_connection_ok(srv);
                 }
@@ -599,7 +605,7 @@ impl Worker {
                 sides: (Side::Client, Side::Server),
                 other_done: t.s2c.is_done(),
             },
-            &mut self.pool,
+            Pools { bufs: &mut self.pool, pipes: &mut self.pipes },
             BUDGET,
             now,
         );
@@ -612,7 +618,7 @@ impl Worker {
                 sides: (Side::Server, Side::Client),
                 other_done: t.c2s.is_done(),
             },
-            &mut self.pool,
+            Pools { bufs: &mut self.pool, pipes: &mut self.pipes },
             BUDGET,
             now,
         );
@@ -777,8 +783,8 @@ impl Worker {
             self.timers.cancel(id);
         }
         if let State::Established(t) = &mut s.state {
-            t.c2s.release(&mut self.pool);
-            t.s2c.release(&mut self.pool);
+            t.c2s.release(Pools { bufs: &mut self.pool, pipes: &mut self.pipes });
+            t.s2c.release(Pools { bufs: &mut self.pool, pipes: &mut self.pipes });
         }
         // A session still queued counts the queue it leaves (HAProxy's %bq), itself included.
         let mut backend_queue = 0;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::balance::{LbKind, Pick};
 use super::conn::Conn;
+use super::splice::SpliceMode;
 use super::state::ServerState;
 use super::stream::{Pipe, Ready};
 use super::timer::TimerId;
@@ -280,8 +281,9 @@ impl Session {
         Next::Wait
     }
 
-    /// The connection is up (CON → EST).
-    pub fn connected(&mut self, now: Instant) {
+    /// The connection is up (CON → EST); `splice` says how each direction (request,
+    /// response) may splice.
+    pub fn connected(&mut self, now: Instant, splice: (SpliceMode, SpliceMode)) {
         let state = std::mem::replace(&mut self.state, State::Request);
         self.state = match state {
             State::Connecting { server, mut server_ready, .. } => {
@@ -289,8 +291,8 @@ impl Session {
                 State::Established(Box::new(Tunnel {
                     server,
                     server_ready,
-                    c2s: Pipe::default(),
-                    s2c: Pipe::default(),
+                    c2s: Pipe::new(splice.0),
+                    s2c: Pipe::new(splice.1),
                     connected_at: now,
                     timed_out: None,
                     client_idle_from: None,
@@ -583,9 +585,10 @@ mod tests {
         let srv = server(0);
         let mut s = session();
         assign(&mut s, &srv, t0);
-        s.connected(t0);
+        s.connected(t0, (SpliceMode::Never, SpliceMode::Auto));
         assert_eq!(s.stage(), Stage::Data);
         assert!(matches!(&s.state, State::Established(t) if t.server_ready.writable));
+        assert!(matches!(&s.state, State::Established(t) if t.s2c.splice == SpliceMode::Auto));
         assert_eq!(s.connected_at(), Some(t0));
     }
 }

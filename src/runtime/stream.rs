@@ -5,6 +5,7 @@ use std::net::Shutdown;
 use std::time::Instant;
 
 use super::conn::Conn;
+use super::splice::{KernelPipe, PipePool, SpliceMode, AUTO_STREAK, PIPE_CHUNK};
 
 /// A buffer with the bytes not yet written between `start` and `end`.
 pub struct Buf {
@@ -116,6 +117,19 @@ pub struct Pipe {
     pub last_read: Option<Instant>,
     /// Last time bytes were written to `dst`.
     pub last_write: Option<Instant>,
+    /// Whether this direction may move bytes through a kernel pipe instead of `buf`.
+    pub splice: SpliceMode,
+    kernel: Option<KernelPipe>,
+    /// Bytes in `kernel` not yet written to `dst`.
+    in_kernel: usize,
+    /// Consecutive reads that filled a whole buffer (`splice-auto`'s bulk detector).
+    streak: u8,
+}
+
+/// The pools a pump draws from.
+pub struct Pools<'a> {
+    pub bufs: &'a mut BufPool,
+    pub pipes: &'a mut PipePool,
 }
 
 /// The two sockets one pipe joins, with what is known of their readiness.
@@ -132,6 +146,11 @@ pub struct Ends<'a> {
 }
 
 impl Pipe {
+    /// A direction that may splice as `splice` says.
+    pub fn new(splice: SpliceMode) -> Pipe {
+        Pipe { splice, ..Pipe::default() }
+    }
+
     /// Whether this pipe holds a buffer (bytes in flight).
     pub fn holds_buffer(&self) -> bool {
         self.buf.is_some()
@@ -139,7 +158,25 @@ impl Pipe {
 
     /// Whether the source ended and everything, the end included, was passed on.
     pub fn is_done(&self) -> bool {
-        self.src_eof && self.dst_shut && self.buf.is_none()
+        self.src_eof && self.dst_shut && self.buf.is_none() && self.in_kernel == 0
+    }
+
+    /// Whether this direction splices now: it already holds a pipe, or its mode says so
+    /// and a pipe is free (only between TCP sockets, with no buffered bytes left behind).
+    fn splicing(&mut self, src: &Conn, dst: &Conn, pipes: &mut PipePool) -> bool {
+        if self.kernel.is_some() {
+            return true;
+        }
+        let wanted = match self.splice {
+            SpliceMode::Never => false,
+            SpliceMode::Always => true,
+            SpliceMode::Auto => self.streak >= AUTO_STREAK,
+        };
+        if !wanted || self.buf.is_some() || !matches!((src, dst), (Conn::Tcp(_), Conn::Tcp(_))) {
+            return false;
+        }
+        self.kernel = pipes.take();
+        self.kernel.is_some()
     }
 
     /// Moves bytes from `src` to `dst` until one would block, the source ends, or `budget`
@@ -149,11 +186,12 @@ impl Pipe {
     pub fn pump(
         &mut self,
         ends: Ends<'_>,
-        pool: &mut BufPool,
+        pools: Pools<'_>,
         mut budget: usize,
         now: Instant,
     ) -> Result<Flow, PumpError> {
         let Ends { src, src_ready, dst, dst_ready, sides, other_done } = ends;
+        let Pools { bufs: pool, pipes } = pools;
         loop {
             // Write what is pending first, so the buffer can be reused or returned.
             if let Some(buf) = self.buf.as_mut() {
@@ -179,6 +217,26 @@ impl Pipe {
                     pool.give(buf);
                 }
             }
+            if let Some(kernel) = self.kernel.as_ref() {
+                while self.in_kernel > 0 {
+                    if !dst_ready.writable {
+                        return Ok(Flow::Idle);
+                    }
+                    match kernel.drain(dst, self.in_kernel) {
+                        Ok(0) => return Err(PumpError { side: sides.1, error: io::ErrorKind::WriteZero.into() }),
+                        Ok(n) => {
+                            self.in_kernel = self.in_kernel.saturating_sub(n);
+                            self.last_write = Some(now);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            dst_ready.writable = false;
+                            return Ok(Flow::Idle);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(PumpError { side: sides.1, error: e }),
+                    }
+                }
+            }
             if self.src_eof {
                 if !self.dst_shut {
                     self.dst_shut = true;
@@ -195,6 +253,30 @@ impl Pipe {
             if !src_ready.readable {
                 return Ok(Flow::Idle);
             }
+            if self.splicing(src, dst, pipes) {
+                let Some(kernel) = self.kernel.as_ref() else { continue };
+                let want = PIPE_CHUNK.min(budget.max(1));
+                match kernel.fill(src, want) {
+                    Ok(0) => {
+                        self.src_eof = true;
+                        src_ready.readable = false;
+                    }
+                    Ok(n) => {
+                        self.in_kernel = n;
+                        self.bytes += n as u64;
+                        self.last_read = Some(now);
+                        budget = budget.saturating_sub(n);
+                        // The pipe was empty: a short fill means the socket was drained.
+                        if n < want && !src_ready.read_closed {
+                            src_ready.readable = false;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => src_ready.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(PumpError { side: sides.0, error: e }),
+                }
+                continue;
+            }
             let mut buf = pool.take();
             let want = buf.data.len().min(budget.max(1));
             match src.read(buf.data.get_mut(..want).unwrap_or(&mut [])) {
@@ -209,6 +291,7 @@ impl Pipe {
                     self.last_read = Some(now);
                     budget = budget.saturating_sub(n);
                     self.buf = Some(buf);
+                    self.streak = if n == want { self.streak.saturating_add(1) } else { 0 };
                     if n < want && !src_ready.read_closed {
                         src_ready.readable = false;
                     }
@@ -226,10 +309,156 @@ impl Pipe {
         }
     }
 
-    /// Gives the buffer back (the session is closing).
-    pub fn release(&mut self, pool: &mut BufPool) {
+    /// Gives the buffer and the pipe back (the session is closing).
+    pub fn release(&mut self, pools: Pools<'_>) {
         if let Some(buf) = self.buf.take() {
-            pool.give(buf);
+            pools.bufs.give(buf);
         }
+        if let Some(kernel) = self.kernel.take() {
+            pools.pipes.give(kernel, self.in_kernel == 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    /// A connected pair: (the proxy's non-blocking end, the peer's blocking end).
+    fn pair() -> (Conn, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (ours, _) = l.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (Conn::Tcp(mio::net::TcpStream::from_std(ours)), peer)
+    }
+
+    const ALL: Ready = Ready { readable: true, writable: true, read_closed: false };
+
+    /// Pumps client → server until the pipe is done, as readiness events would: readable
+    /// again after each pause. Bounded.
+    fn run(pipe: &mut Pipe, src: &mut Conn, dst: &mut Conn, pools: (&mut BufPool, &mut PipePool)) -> Vec<Flow> {
+        let (mut rs, mut rd) = (ALL, ALL);
+        let mut flows = Vec::new();
+        for _ in 0..10_000 {
+            let ends = Ends {
+                src,
+                src_ready: &mut rs,
+                dst,
+                dst_ready: &mut rd,
+                sides: (Side::Client, Side::Server),
+                other_done: false,
+            };
+            let flow = pipe.pump(ends, Pools { bufs: pools.0, pipes: pools.1 }, 256 * 1024, Instant::now()).unwrap();
+            flows.push(flow);
+            if flow == Flow::Done {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+            (rs, rd) = (ALL, ALL);
+        }
+        flows
+    }
+
+    fn transfer(mode: SpliceMode, len: usize) -> (Vec<u8>, Pipe, usize) {
+        let (mut from_client, mut client) = pair();
+        let (mut to_server, mut server) = pair();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || {
+            client.write_all(&sent).unwrap();
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+            client
+        });
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).unwrap();
+            got
+        });
+        let (mut bufs, mut pipes) = (BufPool::new(16384, 4), PipePool::new(4));
+        let mut pipe = Pipe::new(mode);
+        run(&mut pipe, &mut from_client, &mut to_server, (&mut bufs, &mut pipes));
+        let spliced = pipes.in_use();
+        drop(to_server);
+        let _client = writer.join().unwrap();
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), data.len());
+        assert!(got == data, "bytes differ");
+        (got, pipe, spliced)
+    }
+
+    #[test]
+    fn the_pump_passes_every_byte_and_the_end_of_stream() {
+        let (_, pipe, spliced) = transfer(SpliceMode::Never, 3 * 1024 * 1024 + 17);
+        assert!(pipe.is_done() && pipe.src_eof && pipe.dst_shut);
+        assert_eq!(pipe.bytes, 3 * 1024 * 1024 + 17);
+        assert_eq!(spliced, 0);
+    }
+
+    #[test]
+    fn splice_always_moves_bytes_through_a_kernel_pipe() {
+        let (_, pipe, spliced) = transfer(SpliceMode::Always, 2 * 1024 * 1024 + 5);
+        assert!(pipe.is_done());
+        assert_eq!(spliced, 1, "the direction held a pipe");
+    }
+
+    #[test]
+    fn splice_auto_takes_a_pipe_for_bulk_only() {
+        let (_, _, spliced) = transfer(SpliceMode::Auto, 4 * 1024 * 1024);
+        assert_eq!(spliced, 1, "a bulk flow switches to splicing");
+        let (_, _, spliced) = transfer(SpliceMode::Auto, 300);
+        assert_eq!(spliced, 0, "a small message keeps the buffer path");
+    }
+
+    #[test]
+    fn a_short_read_clears_readable_and_a_full_socket_clears_writable() {
+        let (mut src, mut client) = pair();
+        let (mut dst, _server) = pair();
+        client.write_all(b"mqtt").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let (mut rs, mut rd) = (ALL, ALL);
+        let mut bufs = BufPool::new(16384, 4);
+        let mut pipes = PipePool::new(0);
+        let mut pipe = Pipe::default();
+        let ends = Ends {
+            src: &mut src,
+            src_ready: &mut rs,
+            dst: &mut dst,
+            dst_ready: &mut rd,
+            sides: (Side::Client, Side::Server),
+            other_done: false,
+        };
+        let flow = pipe.pump(ends, Pools { bufs: &mut bufs, pipes: &mut pipes }, 1 << 20, Instant::now()).unwrap();
+        assert_eq!((flow, rs.readable, pipe.bytes), (Flow::Idle, false, 4), "no read after the short one");
+        // The server never reads: writes fill its socket until the kernel says EAGAIN.
+        let big = vec![0u8; 64 << 20];
+        let writer = std::thread::spawn(move || {
+            let _ = client.write_all(&big);
+            client
+        });
+        let mut blocked = false;
+        for _ in 0..2000 {
+            let mut rs = ALL;
+            let ends = Ends {
+                src: &mut src,
+                src_ready: &mut rs,
+                dst: &mut dst,
+                dst_ready: &mut rd,
+                sides: (Side::Client, Side::Server),
+                other_done: false,
+            };
+            pipe.pump(ends, Pools { bufs: &mut bufs, pipes: &mut pipes }, 1 << 20, Instant::now()).unwrap();
+            if !rd.writable {
+                blocked = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(blocked && pipe.holds_buffer(), "writes stop at EAGAIN and keep their bytes");
+        drop(src);
+        drop(writer);
     }
 }
