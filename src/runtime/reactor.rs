@@ -18,7 +18,7 @@ use super::plan::Plan;
 use super::state::ServerState;
 use super::stream::{BufPool, Flow, Pipe, PumpError, Side};
 use super::sys;
-use super::timer::{Entry, Wheel};
+use super::timer::{TimerId, Wheel};
 
 const WAKER: Token = Token(0);
 const SESSION_BASE: usize = 1 << 24;
@@ -140,8 +140,8 @@ struct Session {
     /// When a side last timed out (its inactivity clock restarts there).
     client_idle_from: Option<Instant>,
     server_idle_from: Option<Instant>,
-    /// When the heap holds an entry for this session (the earliest one).
-    timer_at: Option<Instant>,
+    /// Its timer in the wheel, armed at `deadline`.
+    timer: Option<TimerId>,
 }
 
 /// A listening socket of this thread.
@@ -165,7 +165,7 @@ pub struct Worker {
     next_gen: u64,
     /// Session deadlines, keyed by (slot, generation).
     timers: Wheel<(usize, u64)>,
-    fired: Vec<Entry<(usize, u64)>>,
+    fired: Vec<(TimerId, (usize, u64))>,
     pool: BufPool,
     /// Sessions with work left after their budget ran out.
     again: Vec<usize>,
@@ -276,7 +276,11 @@ impl Worker {
                 return Ok(());
             }
             let now = Instant::now();
-            let timeout = if self.again.is_empty() { self.timers.next_within(now, MAX_SLEEP) } else { Duration::ZERO };
+            let timeout = if self.again.is_empty() {
+                self.timers.next_wake().map_or(MAX_SLEEP, |at| at.saturating_duration_since(now).min(MAX_SLEEP))
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
@@ -436,7 +440,7 @@ impl Worker {
             timed_out: None,
             client_idle_from: None,
             server_idle_from: None,
-            timer_at: None,
+            timer: None,
         };
         if let Some(s) = self.sessions.get_mut(slot) {
             *s = Some(session);
@@ -635,26 +639,21 @@ impl Worker {
         }
     }
 
-    /// Makes sure the heap will wake us no later than the session's deadline.
+    /// Keeps the session's timer on its deadline (moved in place, no stale entries).
     fn schedule(&mut self, slot: usize) {
         let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
-        if let Some(d) = s.deadline {
-            if s.timer_at.is_none_or(|t| d < t) {
-                s.timer_at = Some(d);
-                self.timers.insert((slot, s.gen), d);
-            }
-        }
+        self.timers.set(&mut s.timer, (slot, s.gen), s.deadline);
     }
 
     fn expire_timers(&mut self, now: Instant) {
         let mut fired = std::mem::take(&mut self.fired);
         self.timers.expire(now, &mut fired);
-        for Entry { key: (slot, gen), at } in fired.drain(..) {
+        for (id, (slot, gen)) in fired.drain(..) {
             let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { continue };
-            if s.gen != gen || s.timer_at != Some(at) {
+            if s.gen != gen || s.timer != Some(id) {
                 continue;
             }
-            s.timer_at = None;
+            s.timer = None;
             match s.deadline {
                 Some(d) if d <= now => match s.phase {
                     Phase::Queued => self.close(slot, *b"sQ"),
@@ -706,6 +705,9 @@ impl Worker {
     fn close(&mut self, slot: usize, term: [u8; 2]) {
         let Some(mut s) = self.sessions.get_mut(slot).and_then(Option::take) else { return };
         self.free.push(slot);
+        if let Some(id) = s.timer.take() {
+            self.timers.cancel(id);
+        }
         log::debug!("session {} from {} ends: {}", slot, s.client_addr, String::from_utf8_lossy(&term));
         let now = Instant::now();
         let _ = self.poll.registry().deregister(&mut s.client);
