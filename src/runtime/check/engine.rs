@@ -1,7 +1,6 @@
-//! The checker thread: one mio `Poll`, one heap of deadlines, one small state machine per
+//! The checker thread: one mio `Poll`, one timing wheel, one small state machine per
 //! server running its steps (connect, send, expect) without blocking.
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -18,11 +17,12 @@ use super::rules::{self, Action, Matcher, Step};
 use super::status::{self, CheckStatus, Outcome};
 use super::{ChangeKind, CheckConfig, ExpectKind, Notify, OnError, Severity, StateChange, Target};
 use crate::runtime::state::ServerState;
+use crate::runtime::timer::{TimerId, Wheel};
 
 /// HAProxy's default buffer size: a response larger than this counts as complete.
 const READ_MAX: usize = 16384;
 const WAKER: Token = Token(usize::MAX);
-/// Events handled per poll round, and deadlines expired per round: bounded work per turn.
+/// Events handled per poll round, and timers handled per round: bounded work per turn.
 const EVENTS_PER_ROUND: usize = 1024;
 const TIMERS_PER_ROUND: usize = 4096;
 /// How long `stop()` waits for the thread before leaving it behind.
@@ -209,8 +209,8 @@ struct Server {
     health: Health,
     last_status: Option<CheckStatus>,
     run: Option<Run>,
-    /// Heap entries carry this; a newer one makes older entries stale.
-    generation: u64,
+    /// Its one timer: the next check, or the running check's deadline.
+    timer: Option<TimerId>,
     next_at: Instant,
 }
 
@@ -224,7 +224,9 @@ struct Engine {
     poll: Poll,
     servers: Vec<Server>,
     backends: Vec<Backend>,
-    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    timers: Wheel<usize>,
+    /// Timers fired and not handled yet (beyond `TIMERS_PER_ROUND`).
+    fired: Vec<(TimerId, usize)>,
     commands: Receiver<Command>,
     stop: Arc<AtomicBool>,
     /// Traffic error runs, shared with the handle.
@@ -273,7 +275,7 @@ impl Engine {
                 health,
                 last_status: None,
                 run: None,
-                generation: 0,
+                timer: None,
                 next_at: now,
             });
         }
@@ -287,8 +289,17 @@ impl Engine {
             }
         }
         let seed = u64::from(std::process::id()) ^ now.elapsed().as_nanos() as u64 ^ 0x9E37_79B9_7F4A_7C15;
-        let mut engine =
-            Engine { poll, servers, backends, timers: BinaryHeap::new(), commands, stop, observed, rng: seed | 1 };
+        let mut engine = Engine {
+            poll,
+            servers,
+            backends,
+            timers: Wheel::new(now),
+            fired: Vec::new(),
+            commands,
+            stop,
+            observed,
+            rng: seed | 1,
+        };
         engine.schedule_first(now);
         engine
     }
@@ -316,9 +327,8 @@ impl Engine {
 
     fn set_timer(&mut self, idx: usize, at: Instant) {
         if let Some(s) = self.servers.get_mut(idx) {
-            s.generation += 1;
             s.next_at = at;
-            self.timers.push(Reverse((at, idx, s.generation)));
+            self.timers.set(&mut s.timer, idx, Some(at));
         }
     }
 
@@ -336,7 +346,11 @@ impl Engine {
         let mut events = Events::with_capacity(EVENTS_PER_ROUND);
         while !self.stop.load(Ordering::Acquire) {
             let now = Instant::now();
-            let timeout = self.timers.peek().map(|Reverse((at, _, _))| at.saturating_duration_since(now));
+            let timeout = if self.fired.is_empty() {
+                self.timers.next_wake().map(|at| at.saturating_duration_since(now))
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("health-check poll failed: {e}");
@@ -355,18 +369,17 @@ impl Engine {
                     Command::Observed { server, count } => self.observed_errors(server, count),
                 }
             }
-            let now = Instant::now();
-            for _ in 0..TIMERS_PER_ROUND {
-                match self.timers.peek() {
-                    Some(Reverse((at, _, _))) if *at <= now => {}
-                    _ => break,
-                }
-                let Some(Reverse((_, idx, generation))) = self.timers.pop() else { break };
-                let live = self.servers.get(idx).is_some_and(|s| s.generation == generation);
-                if live {
-                    self.on_timer(idx);
-                }
+            let mut fired = std::mem::take(&mut self.fired);
+            self.timers.expire(Instant::now(), &mut fired);
+            let n = fired.len().min(TIMERS_PER_ROUND);
+            for &(id, idx) in fired.iter().take(n) {
+                // A timer re-armed since it fired has a new id: this one is stale.
+                let Some(s) = self.servers.get_mut(idx).filter(|s| s.timer == Some(id)) else { continue };
+                s.timer = None;
+                self.on_timer(idx);
             }
+            fired.drain(..n);
+            self.fired = fired;
         }
         for idx in 0..self.servers.len() {
             self.close(idx);
@@ -418,7 +431,7 @@ impl Engine {
                 // The run's deadline is the server's only timer while it runs.
                 let deadline = s.run.as_ref().map(|r| r.deadline);
                 if let Some(at) = deadline {
-                    if s.next_at != at {
+                    if s.next_at != at || s.timer.is_none() {
                         self.set_timer(idx, at);
                     }
                 }
