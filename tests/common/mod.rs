@@ -495,3 +495,85 @@ pub fn rumqttd(port: u16) {
     });
     assert!(wait_until(Duration::from_secs(10), || is_listening(port)), "rumqttd on {port} did not start");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fault tests: CPU share from /proc, fd limits, mosquitto brokers, proxies with a raised
+// open-files limit.
+
+/// utime + stime of a whole process (all its threads), in clock ticks, from /proc/PID/stat.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    // The command name (field 2) may hold blanks; the fields after its closing ')' are plain.
+    let rest = &stat[stat.rfind(')').expect("comm in /proc/PID/stat") + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': field 3 (state) is f[0], so utime (14) is f[11] and stime (15) is f[12].
+    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+}
+
+/// The share of one core (in percent) that each process of `pids` used over the same
+/// `window`: CPU ticks spent divided by the ticks of wall time elapsed. A measurement of load,
+/// not a duration.
+pub fn cpu_percent(pids: &[u32], window: Duration) -> Vec<f64> {
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    let (t0, c0) = (Instant::now(), pids.iter().map(|&p| cpu_ticks(p)).collect::<Vec<_>>());
+    thread::sleep(window);
+    let (t1, c1) = (Instant::now(), pids.iter().map(|&p| cpu_ticks(p)).collect::<Vec<_>>());
+    let wall = hz * (t1 - t0).as_secs_f64();
+    c0.iter().zip(&c1).map(|(a, b)| (b - a) as f64 * 100.0 / wall).collect()
+}
+
+/// Raises this process's soft open-files limit to its hard limit; returns the new limit.
+pub fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct passed by pointer, nothing else.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0, "getrlimit");
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
+    }
+    lim.rlim_cur
+}
+
+/// A command that runs `program args...` under `sh` with the open-files limit set to `nofile`
+/// first (`exec`, so the child's pid is the program's).
+pub fn with_nofile(nofile: u64, program: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\"")).arg(program);
+    cmd
+}
+
+/// A mosquitto broker on a free loopback port (anonymous, no persistence, `extra` appended to
+/// its config), run with the open-files limit `nofile` when given. Panics when mosquitto is
+/// not installed: a test that needs it fails without it.
+pub fn start_mosquitto(tag: &str, extra: &str, nofile: Option<u64>) -> (Proc, u16) {
+    assert!(have("mosquitto"), "mosquitto is not installed (apt-get install mosquitto)");
+    let port = free_port();
+    let dir = temp_dir(tag);
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}"))
+        .expect("mosquitto conf");
+    let mut cmd = match nofile {
+        Some(n) => with_nofile(n, "mosquitto"),
+        None => Command::new("mosquitto"),
+    };
+    cmd.arg("-c").arg(&conf);
+    (Proc::start(tag, cmd, &dir, &[port]), port)
+}
+
+/// `start_hapx`/`start_haproxy` with the open-files limit `nofile` (`HAPX_TEST_PROXY` is
+/// honoured as by `start_hapx` when `haproxy_side` is false).
+pub fn start_proxy_nofile(haproxy_side: bool, cfg: &str, ports: &[u16], nofile: u64) -> Proc {
+    let (program, name) = match std::env::var("HAPX_TEST_PROXY") {
+        _ if haproxy_side => ("haproxy".to_string(), "haproxy"),
+        Ok(p) if !p.is_empty() => (p, "proxy-under-test"),
+        _ => (HAPX.to_string(), "hapx"),
+    };
+    let dir = temp_dir(name);
+    let path = dir.join("test.cfg");
+    std::fs::write(&path, cfg).expect("write cfg");
+    let mut cmd = with_nofile(nofile, &program);
+    cmd.arg("-db").arg("-f").arg(&path);
+    Proc::start(name, cmd, &dir, ports)
+}
