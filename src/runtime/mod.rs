@@ -150,7 +150,11 @@ impl Prepared {
             .workers
             .into_iter()
             .enumerate()
-            .map(|(i, mut w)| std::thread::Builder::new().name(format!("hapx-{i}")).spawn(move || w.run()))
+            .map(|(i, mut w)| std::thread::Builder::new().name(format!("hapx-{i}")).spawn(move || {
+                let result = w.run();
+                sys::wake_supervisor();
+                result
+            }))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         Ok(Running { shared: self.shared, threads, wakers, addrs })
@@ -249,6 +253,7 @@ pub fn supervise(running: Running, hard_stop_after: Option<Duration>) -> std::io
         if let (Some(since), Some(limit)) = (soft_since, hard_stop_after) {
             if since.elapsed() >= limit {
                 running.stop(true);
+                return running.join();
             }
         }
         if signals & sys::SIG_PAUSE != 0 {
@@ -268,6 +273,12 @@ pub fn supervise(running: Running, hard_stop_after: Option<Duration>) -> std::io
             running.stop(true);
             return running.join();
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // Sleeps until a signal or an ended thread; a soft stop with `hard-stop-after` also
+        // wakes when that time is up.
+        let left = match (soft_since, hard_stop_after) {
+            (Some(since), Some(limit)) => Some(limit.saturating_sub(since.elapsed())),
+            _ => None,
+        };
+        sys::wait_for_wake(left);
     }
 }

@@ -144,12 +144,54 @@ extern "C" fn on_signal(sig: libc::c_int) {
     };
     // An atomic store is async-signal-safe.
     PENDING_SIGNALS.fetch_or(bit, Ordering::SeqCst);
+    wake_supervisor();
+}
+
+/// The write end of the supervisor's self-pipe (-1 before it exists): a signal or an ended
+/// thread writes a byte there, so the supervisor sleeps until something happens instead of
+/// polling a flag.
+static WAKE_WRITE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+static WAKE_READ: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Wakes `wait_for_wake` (async-signal-safe: one write(2) on a non-blocking pipe).
+pub fn wake_supervisor() {
+    let fd = WAKE_WRITE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let byte = 1u8;
+        // SAFETY: write(2) of one byte from a live local to a descriptor this module opened
+        // and never closes; a full pipe (EAGAIN) already means a wake-up is pending.
+        let _ = unsafe { libc::write(fd, std::ptr::addr_of!(byte).cast(), 1) };
+    }
+}
+
+/// Sleeps until `wake_supervisor` is called or `timeout` passes (None: no limit).
+pub fn wait_for_wake(timeout: Option<std::time::Duration>) {
+    let fd = WAKE_READ.load(Ordering::SeqCst);
+    if fd < 0 {
+        std::thread::sleep(timeout.unwrap_or(std::time::Duration::from_millis(50)));
+        return;
+    }
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll(2) on one pollfd that lives for the call.
+    let _ = unsafe { libc::poll(&mut pfd, 1, ms) };
+    let mut sink = [0u8; 64];
+    // SAFETY: read(2) into a local buffer of the length given; the pipe is non-blocking.
+    while unsafe { libc::read(fd, sink.as_mut_ptr().cast(), sink.len()) } > 0 {}
 }
 
 /// Routes HAProxy's control signals to `take_signals`; SIGPIPE is ignored.
 pub fn install_signal_handlers() -> io::Result<()> {
+    if WAKE_READ.load(Ordering::SeqCst) < 0 {
+        let (read, write) = pipe()?;
+        use std::os::fd::IntoRawFd;
+        // Kept open for the life of the process (the handler may write at any time).
+        WAKE_READ.store(read.into_raw_fd(), Ordering::SeqCst);
+        WAKE_WRITE.store(write.into_raw_fd(), Ordering::SeqCst);
+    }
     for sig in [libc::SIGUSR1, libc::SIGTERM, libc::SIGINT, libc::SIGTTOU, libc::SIGTTIN] {
-        // SAFETY: on_signal only performs an atomic operation, which is async-signal-safe.
+        // SAFETY: on_signal only performs an atomic operation and a write(2), both
+        // async-signal-safe.
         if unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) } == libc::SIG_ERR {
             return Err(io::Error::last_os_error());
         }
