@@ -146,6 +146,7 @@ pub struct Worker {
     kill_seen: u64,
     /// Accepting stopped at a maxconn limit (connections wait in the kernel's backlog).
     at_limit: bool,
+    listener_stop: super::conn::ListenerStop,
 }
 
 fn token(slot: usize, side: Side) -> Token {
@@ -238,6 +239,7 @@ impl Worker {
             accepting: true,
             kill_seen: 0,
             at_limit: false,
+            listener_stop: Default::default(),
         })
     }
 
@@ -265,14 +267,20 @@ impl Worker {
             }
             let stopping = self.shared.soft_stop.load(Ordering::Acquire);
             if stopping && !self.listeners.is_empty() {
-                // A soft stop closes the listeners: new connections are refused at once.
-                for mut l in self.listeners.drain(..) {
-                    let _ = self.poll.registry().deregister(&mut l.socket);
+                // A soft stop resets nothing: the listeners take no new connection, what the
+                // kernel queued is served, then they close (conn::ListenerStop).
+                let (listeners, threads) = (self.listeners.iter().map(|l| &l.socket), self.shared.plan.nbthread);
+                let close = self.listener_stop.step(listeners, threads);
+                self.accept_all();
+                if close {
+                    for mut l in self.listeners.drain(..) {
+                        let _ = self.poll.registry().deregister(&mut l.socket);
+                    }
                 }
             }
             let paused = self.shared.paused.load(Ordering::Acquire);
             self.set_accepting(!paused)?;
-            if stopping && self.live_sessions() == 0 {
+            if stopping && self.listeners.is_empty() && self.live_sessions() == 0 {
                 return Ok(());
             }
             let timeout = if self.again.is_empty() {

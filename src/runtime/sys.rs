@@ -293,6 +293,103 @@ pub fn resume_listener(socket: &impl std::os::fd::AsRawFd, backlog: i32) -> io::
     check(unsafe { libc::listen(socket.as_raw_fd(), backlog) }).map(|_| ())
 }
 
+/// Makes a listening TCP socket drop every new connection request (a segment with SYN set
+/// and ACK clear) while the handshakes already under way (their final ACK) still complete into
+/// the accept queue: a classic BPF socket filter, which needs no privilege.
+///
+/// This is the first step of a soft stop beside a new process in the same SO_REUSEPORT group:
+/// the kernel keeps choosing this socket for some new connections until it is closed, and
+/// closing it resets what its queues hold (unless `net.ipv4.tcp_migrate_req` is set). With
+/// the filter, what the kernel chose for this socket is a dropped SYN, which the client sends
+/// again a second later, when this socket is closed and the group has only the new process's
+/// sockets left. This is HAProxy's documented way of losing nothing on a reload (block SYNs
+/// during the reload and let clients retransmit), applied to the one socket that leaves.
+pub fn drop_new_handshakes(socket: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    // The filter sees the segment from its TCP header on: byte 13 holds the flags.
+    const FLAGS_OFFSET: u32 = 13;
+    const SYN: u32 = 0x02;
+    const ACK: u32 = 0x10;
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
+    let program = [
+        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, FLAGS_OFFSET),
+        op(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K, 0, 0, SYN | ACK),
+        // SYN without ACK: to the drop below; anything else: skip it.
+        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, SYN),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
+    ];
+    let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr().cast_mut() };
+    // SAFETY: the socket is ours; fprog points to `program`, which outlives the call (the
+    // kernel copies the instructions), and its length is the array's.
+    check(unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            std::ptr::addr_of!(fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// SO_ATTACH_REUSEPORT_CBPF, which the libc crate names on Android only (asm-generic value).
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "riscv64"
+))]
+const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+
+/// Chooses the socket of `socket`'s SO_REUSEPORT group that gets every new connection:
+/// `Some(i)`, the `i`-th one in the group (sockets join at the end; a leaving one's place goes
+/// to the last), or `None`, the kernel's own choice by hash again. A classic BPF program that
+/// returns the index, attached to the group (no privilege needed); an index past the end of
+/// the group means the kernel's choice as well.
+pub fn choose_in_reuseport_group(socket: &impl std::os::fd::AsRawFd, index: Option<u32>) -> io::Result<()> {
+    #[cfg(any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64"
+    ))]
+    {
+        let program = [libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: index.unwrap_or(u32::MAX),
+        }];
+        let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr().cast_mut() };
+        // SAFETY: the socket is ours; fprog points to `program`, which outlives the call (the
+        // kernel copies the instructions), and its length is the array's.
+        check(unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_ATTACH_REUSEPORT_CBPF,
+                std::ptr::addr_of!(fprog).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        })
+        .map(|_| ())
+    }
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64"
+    )))]
+    {
+        let _ = (socket, index);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
 /// Which hard-stop signal arrived last (SIGTERM or SIGINT), so that the process can end the
 /// way HAProxy's does: killed by that signal.
 static LAST_HARD_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
