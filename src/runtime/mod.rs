@@ -150,11 +150,13 @@ impl Prepared {
             .workers
             .into_iter()
             .enumerate()
-            .map(|(i, mut w)| std::thread::Builder::new().name(format!("hapx-{i}")).spawn(move || {
-                let result = w.run();
-                sys::wake_supervisor();
-                result
-            }))
+            .map(|(i, mut w)| {
+                std::thread::Builder::new().name(format!("hapx-{i}")).spawn(move || {
+                    let result = w.run();
+                    sys::wake_supervisor();
+                    result
+                })
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         Ok(Running { shared: self.shared, threads, wakers, addrs })
@@ -232,6 +234,9 @@ pub fn start(config: &Config) -> Result<Running, String> {
     prepare(config)?.launch()
 }
 
+/// How often a stopping supervisor looks whether its threads are done.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
 /// Waits for HAProxy's control signals and acts on them until the threads end.
 /// `hard_stop_after` bounds how long a soft stop may wait for sessions.
 pub fn supervise(running: Running, hard_stop_after: Option<Duration>) -> std::io::Result<()> {
@@ -275,10 +280,14 @@ pub fn supervise(running: Running, hard_stop_after: Option<Duration>) -> std::io
         }
         // Sleeps until a signal or an ended thread; a soft stop with `hard-stop-after` also
         // wakes when that time is up.
-        let left = match (soft_since, hard_stop_after) {
+        let mut left = match (soft_since, hard_stop_after) {
             (Some(since), Some(limit)) => Some(limit.saturating_sub(since.elapsed())),
             _ => None,
         };
+        if stopping {
+            // A thread wakes us just before it has finished returning: look again shortly.
+            left = Some(left.map_or(STOP_POLL, |l| l.min(STOP_POLL)));
+        }
         sys::wait_for_wake(left);
     }
 }

@@ -27,6 +27,8 @@ const SESSION_BASE: usize = 1 << 24;
 /// Bytes one direction of one session may move per wake-up, so that a bulk transfer cannot
 /// starve thousands of quiet sessions.
 const BUDGET: usize = 256 * 1024;
+/// How often a stopping thread looks at its lingering listeners.
+const LINGER_TICK: Duration = Duration::from_millis(20);
 
 /// State shared by every thread.
 pub struct Shared {
@@ -283,11 +285,15 @@ impl Worker {
             if stopping && self.listeners.is_empty() && self.live_sessions() == 0 {
                 return Ok(());
             }
-            let timeout = if self.again.is_empty() {
+            let mut timeout = if self.again.is_empty() {
                 self.timers.next_wake().map(|at| at.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
             };
+            if stopping && !self.listeners.is_empty() {
+                // Stopping listeners linger a moment before they close: come back for them.
+                timeout = Some(timeout.map_or(LINGER_TICK, |t| t.min(LINGER_TICK)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
