@@ -5,6 +5,7 @@
 //! order. Checks that need the whole configuration run afterwards in `post`, and only when
 //! reading found no fatal error, as in HAProxy.
 pub mod address;
+pub mod balance;
 pub mod files;
 pub mod global;
 pub mod logs;

@@ -146,12 +146,10 @@ pub struct Proxy {
     pub default_server_params: ServerParams,
     pub default_backend: Option<(String, Span)>,
     pub use_backends: Vec<(String, Span)>,
-    pub balance: Option<Vec<String>>,
+    /// `balance`, `hash-type` and `hash-balance-factor`.
+    pub balance: super::balance::Balance,
     /// `tcp-check` lines (every word, `tcp-check` included), in order.
     pub tcp_check: Vec<Vec<String>>,
-    /// `hash-type` words and `hash-balance-factor`.
-    pub hash_type: Vec<String>,
-    pub hash_balance_factor: Option<u32>,
     pub timeouts: Timeouts,
     pub maxconn: Option<u32>,
     pub fullconn: Option<u32>,
@@ -190,9 +188,7 @@ impl Proxy {
             default_server_params: ServerParams::default(),
             default_backend: None,
             use_backends: Vec::new(),
-            balance: None,
-            hash_type: Vec::new(),
-            hash_balance_factor: None,
+            balance: Default::default(),
             tcp_check: Vec::new(),
             timeouts: Timeouts::default(),
             maxconn: None,
@@ -641,20 +637,23 @@ impl Builder {
             }
             "timeout" => self.parse_timeout(r, stmt, out),
             "option" => self.parse_option(r, stmt, negated, out),
-            "balance" if arg.is_empty() => {}
-            "balance" => {
-                // `hdr(name)`, `rdp-cookie(name)`, `random(draws)` carry their argument in parens.
-                let name = arg.split('(').next().unwrap_or("");
-                let known = matches!(grammar().balance(name, self.version()), Lookup::Known(_));
-                if known && name == "url_param" && stmt.word(2).is_empty() {
-                    return out.alert_at(stmt, 1, "balance url_param requires an URL parameter name.");
+            "balance" if arg.is_empty() => {
+                // HAProxy 2.6: no algorithm means roundrobin.
+                if let Some(p) = self.proxy_mut(r) {
+                    p.balance.algorithm = super::balance::Algorithm::RoundRobin;
                 }
-                if !known || (name == "hdr" && !arg.contains('(')) {
-                    let text = "balance only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' options.";
-                    return out.alert_at(stmt, 1, text);
+            }
+            "balance" => {
+                let words: Vec<&str> = stmt.args().iter().map(|w| w.text.as_str()).collect();
+                let algorithm = match super::balance::parse_algorithm(&words, self.version()) {
+                    Ok(a) => a,
+                    Err((i, text)) => return out.alert_at(stmt, i, text),
+                };
+                if !algorithm.runnable() {
+                    out.unsupported(stmt, &format!("balance {}", algorithm.name()));
                 }
                 if let Some(p) = self.proxy_mut(r) {
-                    p.balance = Some(stmt.args().iter().map(|w| w.text.clone()).collect());
+                    p.balance.algorithm = algorithm;
                 }
             }
             "tcp-check" => {
@@ -671,19 +670,13 @@ impl Builder {
             }
             "hash-type" => {
                 let words: Vec<&str> = stmt.args().iter().map(|w| w.text.as_str()).collect();
-                if !matches!(words.first(), Some(&"consistent") | Some(&"map-based")) {
-                    return out.alert_at(stmt, 1, "'hash-type' only supports 'consistent' and 'map-based'.");
-                }
-                let function = words.get(1).copied().filter(|w| *w != "avalanche");
-                if function.is_some_and(|f| !matches!(f, "sdbm" | "djb2" | "crc32" | "wt6" | "none")) {
-                    return out.alert_at(
-                        stmt,
-                        2,
-                        "'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash functions.",
-                    );
-                }
-                if let Some(p) = self.proxy_mut(r) {
-                    p.hash_type = stmt.args().iter().map(|w| w.text.clone()).collect();
+                match super::balance::parse_hash_type(&words, self.version()) {
+                    Ok(t) => {
+                        if let Some(p) = self.proxy_mut(r) {
+                            p.balance.hash_type = t;
+                        }
+                    }
+                    Err((i, text)) => return out.alert_at(stmt, i, text),
                 }
             }
             "hash-balance-factor" => {
@@ -692,7 +685,7 @@ impl Builder {
                     return out.alert_at(stmt, 1, "'hash-balance-factor' must be 0 or greater than 100.");
                 }
                 if let Some(p) = self.proxy_mut(r) {
-                    p.hash_balance_factor = u32::try_from(units::atoi(&arg)).ok();
+                    p.balance.hash_balance_factor = u32::try_from(factor).ok();
                 }
             }
             "default_backend" => {

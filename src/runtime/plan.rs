@@ -9,7 +9,7 @@ use crate::model::address::{Addr, Family, Host, PortSpec};
 use crate::model::proxy::{Mode, Proxy};
 use crate::model::Config;
 
-use super::balance::{self, BalanceSpec};
+use super::balance::{self, Balance};
 use super::check::{self, CheckConfig, InitState, OnError};
 use super::state::{BackendState, ServerState};
 use super::sys::ListenOpts;
@@ -190,12 +190,7 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
             ..ServerState::new(index, &p.name, &s.name, addr)
         }));
     }
-    let spec = BalanceSpec {
-        algorithm: p.balance.clone().unwrap_or_default(),
-        hash_type: p.hash_type.clone(),
-        hash_balance_factor: p.hash_balance_factor,
-        allbackups: p.options.contains("allbackups"),
-    };
+    let spec = Balance { allbackups: p.options.contains("allbackups"), ..p.balance.clone() };
     // Built once here so that what cannot run is refused before anything starts.
     balance::build(&spec).map_err(|e| format!("backend '{}': {e}", p.name))?;
     Ok(BackendState {
