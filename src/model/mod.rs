@@ -11,8 +11,10 @@ pub mod global;
 pub mod logs;
 pub mod post;
 pub mod proxy;
+pub mod regex;
 pub mod rules;
 pub mod server;
+pub mod tcp_check;
 pub mod units;
 
 use std::borrow::Cow;

@@ -148,8 +148,8 @@ pub struct Proxy {
     pub use_backends: Vec<(String, Span)>,
     /// `balance`, `hash-type` and `hash-balance-factor`.
     pub balance: super::balance::Balance,
-    /// `tcp-check` lines (every word, `tcp-check` included), in order.
-    pub tcp_check: Vec<Vec<String>>,
+    /// `tcp-check` rules, in order.
+    pub tcp_check: Vec<super::tcp_check::TcpCheckRule>,
     pub timeouts: Timeouts,
     pub maxconn: Option<u32>,
     pub fullconn: Option<u32>,
@@ -657,15 +657,16 @@ impl Builder {
                 }
             }
             "tcp-check" => {
-                // What the check engine runs; other steps (set-var, ...) it cannot yet.
-                if !matches!(stmt.word(1), "connect" | "send" | "send-binary" | "send-lf" | "expect" | "comment") {
-                    out.unsupported(stmt, &format!("tcp-check {}", stmt.word(1)));
-                }
                 if let Some(text) = tcp_check_args_error(stmt) {
                     return out.alert_at(stmt, 1, text);
                 }
-                if let Some(p) = self.proxy_mut(r) {
-                    p.tcp_check.push(stmt.words.iter().map(|w| w.text.clone()).collect());
+                let words: Vec<&str> = stmt.words.iter().map(|w| w.text.as_str()).collect();
+                let Some(p) = self.proxy_mut(r) else { return };
+                match super::tcp_check::parse_rule(&words, &p.tcp_check) {
+                    Ok(rule) => p.tcp_check.push(rule),
+                    Err(super::tcp_check::Refusal::Invalid(text)) => out.alert_at(stmt, 1, text),
+                    // What the check engine cannot run yet (set-var, ssl, ...).
+                    Err(super::tcp_check::Refusal::Unsupported(what)) => out.unsupported(stmt, &what),
                 }
             }
             "hash-type" => {

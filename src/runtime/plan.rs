@@ -10,7 +10,7 @@ use crate::model::proxy::{Mode, Proxy};
 use crate::model::Config;
 
 use super::balance::{self, Balance};
-use super::check::{self, CheckConfig, InitState, OnError};
+use super::check::{CheckConfig, InitState, OnError};
 use super::state::{BackendState, ServerState};
 use super::sys::ListenOpts;
 
@@ -299,7 +299,6 @@ pub fn build(config: &Config) -> Result<Plan, String> {
 
 /// The health checks of a backend's servers that have `check`.
 fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<CheckPlan>, String> {
-    let rules = check::parse_tcp_check_rules(&p.tcp_check).map_err(|e| format!("backend '{}': {e}", p.name))?;
     let mut plans = Vec::new();
     for (s, live) in p.servers.iter().zip(&state.servers) {
         let params = &s.params;
@@ -321,7 +320,7 @@ fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<Ch
         c.timeout = ms(p.timeouts.check);
         c.connect_timeout = ms(p.timeouts.connect);
         c.tcp_check = p.options.contains("tcp-check");
-        c.rules = rules.clone();
+        c.rules = p.tcp_check.clone();
         c.init_state = match params.init_state.as_deref() {
             Some("fully-up") => InitState::FullyUp,
             Some("down") => InitState::Down,

@@ -11,12 +11,12 @@ use super::state::ServerState;
 
 mod engine;
 mod health;
-pub mod regex;
 mod rules;
 pub mod status;
 
+pub use crate::model::regex;
+pub use crate::model::tcp_check::{decode_hex, Expect, ExpectKind, TcpCheckRule};
 pub use engine::{Checker, CheckerHandle};
-pub use rules::{decode_hex, parse_tcp_check_rules, Expect, ExpectKind, TcpCheckRule};
 pub use status::{CheckStatus, Outcome};
 
 /// The state a server starts in before its first check (HAProxy 3.x `init-state`).
