@@ -162,9 +162,10 @@ pub struct Proxy {
     pub retry_on_conn_failure: bool,
     /// Enabled `option` names (negated ones removed).
     pub options: BTreeSet<String>,
-    pub logs: Vec<Vec<String>>,
+    /// `log` targets, typed.
+    pub logs: Vec<crate::logging::LogTarget>,
     pub log_global: bool,
-    pub log_format: Option<String>,
+    pub log_format: Option<super::logs::LogFormatLine>,
     /// ACL names declared in this proxy.
     pub acls: BTreeSet<String>,
     /// Rule sets defined here (they matter for defaults sections).
@@ -768,14 +769,21 @@ impl Builder {
                 } else if arg == "global" {
                     p.log_global = true;
                 } else {
-                    p.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect());
+                    match super::logs::log_target(stmt) {
+                        Ok(t) => p.logs.push(t),
+                        Err(what) => out.unsupported(stmt, &what),
+                    }
                 }
             }
             "log-format" => {
-                if let Some(p) = self.proxy_mut(r) {
-                    p.log_format = Some(arg);
+                let line = super::logs::LogFormatLine::new(&arg);
+                match &line.compiled {
+                    Ok(_) => out.unsupported(stmt, kw),
+                    Err(e) => out.unsupported(stmt, &format!("{kw} ({e})")),
                 }
-                out.unsupported(stmt, kw);
+                if let Some(p) = self.proxy_mut(r) {
+                    p.log_format = Some(line);
+                }
             }
             "acl" => {
                 let criterion = stmt.word(2);
