@@ -115,6 +115,21 @@ pub struct Bind {
     pub addrs: Vec<address::Addr>,
     /// Options as written after the address.
     pub options: Vec<String>,
+    /// The options the runtime uses, typed.
+    pub opts: BindOptions,
+}
+
+/// The `bind` options the runtime applies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BindOptions {
+    /// `maxconn` (0: none).
+    pub maxconn: u32,
+    /// `backlog` (0: the default).
+    pub backlog: u32,
+    pub name: Option<String>,
+    pub interface: Option<String>,
+    /// `v6only` (true) or `v4v6` (false); `v6only` wins when both are given.
+    pub v6only: Option<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -1003,6 +1018,7 @@ impl Builder {
         let options: Vec<String> = stmt.words.iter().skip(2).map(|w| w.text.clone()).collect();
         let mut i = 2;
         let mut unsupported = false;
+        let mut bind_opts = BindOptions::default();
         while i < stmt.words.len() {
             let opt = stmt.word(i);
             let Lookup::Known(info) = grammar().bind_option(opt, self.version()) else {
@@ -1019,9 +1035,27 @@ impl Builder {
             if matches!(opt, "crt" | "ca-file" | "crl-file" | "crt-list") {
                 files::check_cert_file(self, &context, stmt, i, out);
             }
-            if !matches!(opt, "name" | "backlog" | "maxconn" | "v4v6" | "v6only" | "interface") {
+            let value = stmt.word(i + 1);
+            // HAProxy reads both numbers with atol and refuses only negative ones.
+            let number = |min: &str| match units::atol(value) {
+                n if n < 0 => Err(format!("{context} : '{opt}' : invalid value {n}, must be {min}")),
+                n => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+            };
+            match opt {
+                "maxconn" => match number(">= 0") {
+                    Ok(n) => bind_opts.maxconn = n,
+                    Err(text) => return out.alert_at(stmt, i, text),
+                },
+                "backlog" => match number("> 0") {
+                    Ok(n) => bind_opts.backlog = n,
+                    Err(text) => return out.alert_at(stmt, i, text),
+                },
+                "name" => bind_opts.name = Some(value.to_string()),
+                "interface" => bind_opts.interface = Some(value.to_string()),
+                "v6only" => bind_opts.v6only = Some(true),
+                "v4v6" => bind_opts.v6only = Some(bind_opts.v6only.unwrap_or(false)),
                 // Everything else (ssl, accept-proxy, ...) the runtime cannot do yet.
-                unsupported = true;
+                _ => unsupported = true,
             }
             i += 1 + nargs;
         }
@@ -1030,7 +1064,7 @@ impl Builder {
         }
         let span = stmt.span_of(1);
         if let Some(p) = self.proxy_mut(r) {
-            p.binds.push(Bind { span, addrs, options });
+            p.binds.push(Bind { span, addrs, options, opts: bind_opts });
         }
     }
 

@@ -10,7 +10,7 @@ use crate::model::proxy::{Mode, Proxy};
 use crate::model::Config;
 
 use super::balance::{self, Balance};
-use super::check::{CheckConfig, InitState, OnError};
+use super::check::CheckConfig;
 use super::state::{BackendState, ServerState};
 use super::sys::ListenOpts;
 
@@ -129,14 +129,6 @@ fn bind_addrs(a: &Addr) -> Result<Vec<BindAddr>, String> {
     Ok(ports.into_iter().map(|p| BindAddr::Inet(SocketAddr::new(ip, p))).collect())
 }
 
-fn bind_option<'a>(opts: &'a [String], name: &str) -> Option<&'a str> {
-    opts.iter().position(|o| o == name).and_then(|i| opts.get(i + 1)).map(String::as_str)
-}
-
-fn to_u32(v: Option<&str>) -> u32 {
-    v.and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
 /// Server ids as HAProxy assigns them: explicit ones kept, the others take the lowest free
 /// number from 1, in declaration order.
 fn server_ids(p: &Proxy) -> Vec<u32> {
@@ -243,26 +235,19 @@ pub fn build(config: &Config) -> Result<Plan, String> {
     for p in config.proxies.iter().filter(|p| p.kind.is_frontend() && !p.disabled) {
         let mut binds = Vec::new();
         for b in &p.binds {
-            let v6only = if b.options.iter().any(|o| o == "v6only") {
-                Some(true)
-            } else if b.options.iter().any(|o| o == "v4v6") {
-                Some(false)
-            } else {
-                None
-            };
             let opts = ListenOpts {
                 reuseport: true,
-                interface: bind_option(&b.options, "interface").map(str::to_string),
-                v6only,
-                backlog: to_u32(bind_option(&b.options, "backlog")) as i32,
+                interface: b.opts.interface.clone(),
+                v6only: b.opts.v6only,
+                backlog: i32::try_from(b.opts.backlog).unwrap_or(i32::MAX),
             };
             for a in &b.addrs {
                 for addr in bind_addrs(a)? {
                     binds.push(BindPlan {
                         addr,
                         opts: opts.clone(),
-                        maxconn: to_u32(bind_option(&b.options, "maxconn")),
-                        name: bind_option(&b.options, "name").map(str::to_string),
+                        maxconn: b.opts.maxconn,
+                        name: b.opts.name.clone(),
                     });
                 }
             }
@@ -305,12 +290,7 @@ fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<Ch
         if !params.check {
             continue;
         }
-        let ip = match &params.check_addr {
-            Some(a) => a
-                .parse::<IpAddr>()
-                .map_err(|_| format!("server {}/{}: check address '{a}' is not an IP address", p.name, s.name))?,
-            None => live.addr.ip(),
-        };
+        let ip = params.check_addr.unwrap_or(live.addr.ip());
         let mut c = CheckConfig::new(SocketAddr::new(ip, params.check_port.unwrap_or(live.addr.port())));
         c.inter = Duration::from_millis(params.inter_ms);
         c.fastinter = params.fastinter_ms.map_or(c.inter, Duration::from_millis);
@@ -321,24 +301,14 @@ fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<Ch
         c.connect_timeout = ms(p.timeouts.connect);
         c.tcp_check = p.options.contains("tcp-check");
         c.rules = p.tcp_check.clone();
-        c.init_state = match params.init_state.as_deref() {
-            Some("fully-up") => InitState::FullyUp,
-            Some("down") => InitState::Down,
-            Some("fully-down") => InitState::FullyDown,
-            _ => InitState::Up,
-        };
+        c.init_state = params.init_state;
         c.log_health_checks = p.options.contains("log-health-checks");
         c.listen = p.kind == crate::model::ProxyKind::Listen;
         c.on_marked_down_shutdown_sessions = params.shutdown_on_down;
         c.on_marked_up_shutdown_backup_sessions = params.shutdown_backup_on_up;
         c.observe_layer4 = params.observe_layer4;
         c.error_limit = params.error_limit;
-        c.on_error = match params.on_error.as_str() {
-            "fastinter" => OnError::FastInter,
-            "sudden-death" => OnError::SuddenDeath,
-            "mark-down" => OnError::MarkDown,
-            _ => OnError::FailCheck,
-        };
+        c.on_error = params.on_error;
         plans.push(CheckPlan { backend, server: live.clone(), config: c });
     }
     Ok(plans)
