@@ -11,6 +11,7 @@ use crate::model::Config;
 
 use super::balance::{self, Balance};
 use super::check::CheckConfig;
+use super::error::StartError;
 use super::state::{BackendState, ServerState};
 use super::sys::ListenOpts;
 
@@ -148,7 +149,7 @@ fn server_ids(p: &Proxy) -> Vec<u32> {
         .collect()
 }
 
-fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
+fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, StartError> {
     let ids = server_ids(p);
     let backend_load = Arc::new(AtomicU32::new(0));
     let mut servers = Vec::new();
@@ -161,9 +162,9 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
             _ if unix.is_some() => SocketAddr::from(([0, 0, 0, 0], 0)),
             (Some(a), Some(addr)) => match addr.ports {
                 PortSpec::One(port) if port > 0 => SocketAddr::new(a.ip(), port),
-                _ => return Err(format!("server {}/{}: a server without a fixed port cannot run yet", p.name, s.name)),
+                _ => return Err(server_error(p, s, "a server without a fixed port cannot run yet")),
             },
-            _ => return Err(format!("server {}/{}: no usable address", p.name, s.name)),
+            _ => return Err(server_error(p, s, "no usable address")),
         };
         let params = &s.params;
         servers.push(Arc::new(ServerState {
@@ -184,7 +185,7 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
     }
     let spec = Balance { allbackups: p.options.contains("allbackups"), ..p.balance.clone() };
     // Built once here so that what cannot run is refused before anything starts.
-    balance::build(&spec).map_err(|e| format!("backend '{}': {e}", p.name))?;
+    balance::build(&spec).map_err(|e| backend_error(p, e.to_string()))?;
     Ok(BackendState {
         name: p.name.clone(),
         servers,
@@ -194,8 +195,16 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
     })
 }
 
+fn server_error(p: &Proxy, s: &crate::model::Server, what: impl Into<String>) -> StartError {
+    StartError::Server { backend: p.name.clone(), server: s.name.clone(), what: what.into() }
+}
+
+fn backend_error(p: &Proxy, what: impl Into<String>) -> StartError {
+    StartError::Backend { backend: p.name.clone(), what: what.into() }
+}
+
 /// Builds the plan; `Err` names what cannot run.
-pub fn build(config: &Config) -> Result<Plan, String> {
+pub fn build(config: &Config) -> Result<Plan, StartError> {
     let mut backends = Vec::new();
     let mut settings = Vec::new();
     let mut checks = Vec::new();
@@ -203,12 +212,12 @@ pub fn build(config: &Config) -> Result<Plan, String> {
     let mut backend_index = std::collections::HashMap::new();
     for p in config.proxies.iter().filter(|p| p.kind.is_backend() && !p.disabled) {
         if p.mode != Mode::Tcp {
-            return Err(format!("backend '{}': only mode tcp runs yet", p.name));
+            return Err(backend_error(p, "only mode tcp runs yet"));
         }
         let bi = backends.len();
         backend_index.insert(p.name.clone(), bi);
         let state = Arc::new(backend_state(p, fullconn(config, p))?);
-        checks.extend(check_plans(p, bi, &state)?);
+        checks.extend(check_plans(p, bi, &state));
         backend_logs.push(super::traffic::frontend_log(config, p)?);
         backends.push(state);
         let t = &p.timeouts;
@@ -242,7 +251,8 @@ pub fn build(config: &Config) -> Result<Plan, String> {
                 backlog: i32::try_from(b.opts.backlog).unwrap_or(i32::MAX),
             };
             for a in &b.addrs {
-                for addr in bind_addrs(a)? {
+                let addrs = bind_addrs(a).map_err(|what| StartError::Frontend { frontend: p.name.clone(), what })?;
+                for addr in addrs {
                     binds.push(BindPlan {
                         addr,
                         opts: opts.clone(),
@@ -283,7 +293,7 @@ pub fn build(config: &Config) -> Result<Plan, String> {
 }
 
 /// The health checks of a backend's servers that have `check`.
-fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<CheckPlan>, String> {
+fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Vec<CheckPlan> {
     let mut plans = Vec::new();
     for (s, live) in p.servers.iter().zip(&state.servers) {
         let params = &s.params;
@@ -311,7 +321,7 @@ fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<Ch
         c.on_error = params.on_error;
         plans.push(CheckPlan { backend, server: live.clone(), config: c });
     }
-    Ok(plans)
+    plans
 }
 
 /// `fullconn`, or HAProxy's default: a tenth of the summed `maxconn` of the frontends that
@@ -331,9 +341,9 @@ fn fullconn(config: &Config, backend: &Proxy) -> u32 {
 }
 
 /// A server's `source addr[:port]`, as a socket address (port 0: any).
-fn source_addr(p: &Proxy, s: &crate::model::Server) -> Result<Option<SocketAddr>, String> {
+fn source_addr(p: &Proxy, s: &crate::model::Server) -> Result<Option<SocketAddr>, StartError> {
     let Some(text) = &s.params.source else { return Ok(None) };
-    let bad = || format!("server {}/{}: source '{text}' cannot be used yet", p.name, s.name);
+    let bad = || server_error(p, s, format!("source '{text}' cannot be used yet"));
     let addr =
         crate::model::address::parse_addr(text, crate::model::address::AddrContext::Source).map_err(|_| bad())?;
     let a = addr.first().ok_or_else(bad)?;

@@ -34,7 +34,7 @@ fn program_name() -> String {
 
 /// The logger of a frontend, or None when it has no log target (HAProxy then warns that
 /// the log format is ignored, which the model already did).
-pub fn frontend_log(config: &Config, p: &Proxy) -> Result<Option<Arc<FrontendLog>>, String> {
+pub fn frontend_log(config: &Config, p: &Proxy) -> Result<Option<Arc<FrontendLog>>, super::error::StartError> {
     let mut targets = p.logs.clone();
     if p.log_global {
         targets.extend(config.global.logs.iter().cloned());
@@ -44,7 +44,10 @@ pub fn frontend_log(config: &Config, p: &Proxy) -> Result<Option<Arc<FrontendLog
     }
     let layout = match (&p.log_format, p.options.contains("tcplog")) {
         // A format hapx cannot compile was reported unsupported by the model.
-        (Some(f), _) => Layout::Custom(f.compiled.clone().map_err(|e| format!("failed to parse log-format : {e}"))?),
+        (Some(f), _) => Layout::Custom(f.compiled.clone().map_err(|e| super::error::StartError::Log {
+            proxy: p.name.clone(),
+            what: format!("failed to parse log-format : {e}"),
+        })?),
         (None, true) => Layout::TcpLog,
         (None, false) => Layout::ConnectLine,
     };
