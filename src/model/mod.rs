@@ -15,6 +15,8 @@ pub mod regex;
 pub mod rules;
 pub mod server;
 pub mod tcp_check;
+#[cfg(test)]
+mod typed_tests;
 pub mod units;
 
 use std::borrow::Cow;
