@@ -693,7 +693,7 @@ impl Builder {
                             p.balance.hash_type = t;
                         }
                     }
-                    Err((i, text)) => return out.alert_at(stmt, i, text),
+                    Err((i, text)) => out.alert_at(stmt, i, text),
                 }
             }
             "hash-balance-factor" => {
