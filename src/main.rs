@@ -100,6 +100,12 @@ fn check(opts: &cli::Options) -> i32 {
     std::process::exit(code)
 }
 
+/// The one place a start-up error is printed; the exit status that follows it.
+fn start_failed(pid: u32, e: &runtime::StartError) -> i32 {
+    eprintln!("[ALERT]    ({pid}) : {e}");
+    1
+}
+
 /// Starting the proxy: the configuration must be valid and everything in it supported.
 fn run(opts: &cli::Options) -> i32 {
     let pid = std::process::id();
@@ -148,10 +154,7 @@ fn run(opts: &cli::Options) -> i32 {
     };
     let prepared = match runtime::prepare(&loaded.config) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("[ALERT]    ({pid}) : {e}");
-            return 1;
-        }
+        Err(e) => return start_failed(pid, &e),
     };
     // Listeners are bound: the old processes of a reload can let go of theirs.
     for (pids, hard) in [(&opts.soft_stop_pids, false), (&opts.hard_stop_pids, true)] {
@@ -184,10 +187,7 @@ fn run(opts: &cli::Options) -> i32 {
     }
     let running = match prepared.launch() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("[ALERT]    ({pid}) : {e}");
-            return 1;
-        }
+        Err(e) => return start_failed(pid, &e),
     };
     let hard_stop_after = g.hard_stop_after_ms.map(std::time::Duration::from_millis);
     match runtime::supervise(running, hard_stop_after) {

@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hapx::runtime::check::{
-    parse_tcp_check_rules, ChangeKind, CheckConfig, Checker, InitState, Notify, OnError, StateChange,
-};
+use hapx::model::tcp_check::parse_lines as parse_tcp_check_rules;
+use hapx::runtime::check::{ChangeKind, CheckConfig, Checker, InitState, Notify, OnError, StateChange};
 use hapx::runtime::state::ServerState;
 
 fn server(backend: &str, name: &str, addr: SocketAddr, backup: bool) -> Arc<ServerState> {

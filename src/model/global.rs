@@ -32,7 +32,8 @@ pub struct Global {
     pub zero_warning: bool,
     pub expose_experimental: bool,
     /// `log` lines, kept as written (target and arguments) for the logging module.
-    pub logs: Vec<Vec<String>>,
+    /// `log` targets, typed.
+    pub logs: Vec<crate::logging::LogTarget>,
     pub crt_base: Option<String>,
     pub ca_base: Option<String>,
     /// `stats socket` lines: each is a listener of its own.
@@ -256,7 +257,10 @@ impl Builder {
             "ca-base" => g.ca_base = Some(arg.to_string()),
             "log" => match super::logs::check_log_line(stmt, true, negated) {
                 Ok(()) if negated => g.logs.clear(),
-                Ok(()) => g.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect()),
+                Ok(()) => match super::logs::log_target(stmt) {
+                    Ok(t) => g.logs.push(t),
+                    Err(what) => out.unsupported(stmt, &what),
+                },
                 Err(text) => out.alert_at(stmt, 1, text),
             },
             "tune.bufsize" => g.bufsize = Some(atoi(arg)),

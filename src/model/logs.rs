@@ -68,3 +68,24 @@ pub fn check_log_line(stmt: &Stmt, global: bool, negated: bool) -> Result<(), St
     };
     address::parse_addr(target, AddrContext::Log).map(|_| ()).map_err(|e| address::log_error_message(&e))
 }
+
+/// The target of a `log` line `check_log_line` accepted, or why hapx cannot send to it
+/// (ring buffers, stream targets, ...).
+pub fn log_target(stmt: &Stmt) -> Result<crate::logging::LogTarget, String> {
+    let words: Vec<String> = stmt.args().iter().map(|w| w.text.clone()).collect();
+    crate::logging::parse_log_target(&words).map_err(|e| format!("log {} ({e})", stmt.word(1)))
+}
+
+/// A `log-format` line: its text (for HAProxy's warnings) and the compiled format, or why
+/// hapx cannot compile it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogFormatLine {
+    pub text: String,
+    pub compiled: Result<crate::logging::LogFormat, String>,
+}
+
+impl LogFormatLine {
+    pub fn new(text: &str) -> LogFormatLine {
+        LogFormatLine { text: text.to_string(), compiled: crate::logging::compile_log_format(text) }
+    }
+}

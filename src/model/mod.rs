@@ -5,13 +5,18 @@
 //! order. Checks that need the whole configuration run afterwards in `post`, and only when
 //! reading found no fatal error, as in HAProxy.
 pub mod address;
+pub mod balance;
 pub mod files;
 pub mod global;
 pub mod logs;
 pub mod post;
 pub mod proxy;
+pub mod regex;
 pub mod rules;
 pub mod server;
+pub mod tcp_check;
+#[cfg(test)]
+mod typed_tests;
 pub mod units;
 
 use std::borrow::Cow;

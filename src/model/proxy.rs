@@ -115,6 +115,21 @@ pub struct Bind {
     pub addrs: Vec<address::Addr>,
     /// Options as written after the address.
     pub options: Vec<String>,
+    /// The options the runtime uses, typed.
+    pub opts: BindOptions,
+}
+
+/// The `bind` options the runtime applies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BindOptions {
+    /// `maxconn` (0: none).
+    pub maxconn: u32,
+    /// `backlog` (0: the default).
+    pub backlog: u32,
+    pub name: Option<String>,
+    pub interface: Option<String>,
+    /// `v6only` (true) or `v4v6` (false); `v6only` wins when both are given.
+    pub v6only: Option<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -146,12 +161,10 @@ pub struct Proxy {
     pub default_server_params: ServerParams,
     pub default_backend: Option<(String, Span)>,
     pub use_backends: Vec<(String, Span)>,
-    pub balance: Option<Vec<String>>,
-    /// `tcp-check` lines (every word, `tcp-check` included), in order.
-    pub tcp_check: Vec<Vec<String>>,
-    /// `hash-type` words and `hash-balance-factor`.
-    pub hash_type: Vec<String>,
-    pub hash_balance_factor: Option<u32>,
+    /// `balance`, `hash-type` and `hash-balance-factor`.
+    pub balance: super::balance::Balance,
+    /// `tcp-check` rules, in order.
+    pub tcp_check: Vec<super::tcp_check::TcpCheckRule>,
     pub timeouts: Timeouts,
     pub maxconn: Option<u32>,
     pub fullconn: Option<u32>,
@@ -164,9 +177,10 @@ pub struct Proxy {
     pub retry_on_conn_failure: bool,
     /// Enabled `option` names (negated ones removed).
     pub options: BTreeSet<String>,
-    pub logs: Vec<Vec<String>>,
+    /// `log` targets, typed.
+    pub logs: Vec<crate::logging::LogTarget>,
     pub log_global: bool,
-    pub log_format: Option<String>,
+    pub log_format: Option<super::logs::LogFormatLine>,
     /// ACL names declared in this proxy.
     pub acls: BTreeSet<String>,
     /// Rule sets defined here (they matter for defaults sections).
@@ -190,9 +204,7 @@ impl Proxy {
             default_server_params: ServerParams::default(),
             default_backend: None,
             use_backends: Vec::new(),
-            balance: None,
-            hash_type: Vec::new(),
-            hash_balance_factor: None,
+            balance: Default::default(),
             tcp_check: Vec::new(),
             timeouts: Timeouts::default(),
             maxconn: None,
@@ -641,49 +653,47 @@ impl Builder {
             }
             "timeout" => self.parse_timeout(r, stmt, out),
             "option" => self.parse_option(r, stmt, negated, out),
-            "balance" if arg.is_empty() => {}
-            "balance" => {
-                // `hdr(name)`, `rdp-cookie(name)`, `random(draws)` carry their argument in parens.
-                let name = arg.split('(').next().unwrap_or("");
-                let known = matches!(grammar().balance(name, self.version()), Lookup::Known(_));
-                if known && name == "url_param" && stmt.word(2).is_empty() {
-                    return out.alert_at(stmt, 1, "balance url_param requires an URL parameter name.");
+            "balance" if arg.is_empty() => {
+                // HAProxy 2.6: no algorithm means roundrobin.
+                if let Some(p) = self.proxy_mut(r) {
+                    p.balance.algorithm = super::balance::Algorithm::RoundRobin;
                 }
-                if !known || (name == "hdr" && !arg.contains('(')) {
-                    let text = "balance only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' options.";
-                    return out.alert_at(stmt, 1, text);
+            }
+            "balance" => {
+                let words: Vec<&str> = stmt.args().iter().map(|w| w.text.as_str()).collect();
+                let algorithm = match super::balance::parse_algorithm(&words, self.version()) {
+                    Ok(a) => a,
+                    Err((i, text)) => return out.alert_at(stmt, i, text),
+                };
+                if !algorithm.runnable() {
+                    out.unsupported(stmt, &format!("balance {}", algorithm.name()));
                 }
                 if let Some(p) = self.proxy_mut(r) {
-                    p.balance = Some(stmt.args().iter().map(|w| w.text.clone()).collect());
+                    p.balance.algorithm = algorithm;
                 }
             }
             "tcp-check" => {
-                // What the check engine runs; other steps (set-var, ...) it cannot yet.
-                if !matches!(stmt.word(1), "connect" | "send" | "send-binary" | "send-lf" | "expect" | "comment") {
-                    out.unsupported(stmt, &format!("tcp-check {}", stmt.word(1)));
-                }
                 if let Some(text) = tcp_check_args_error(stmt) {
                     return out.alert_at(stmt, 1, text);
                 }
-                if let Some(p) = self.proxy_mut(r) {
-                    p.tcp_check.push(stmt.words.iter().map(|w| w.text.clone()).collect());
+                let words: Vec<&str> = stmt.words.iter().map(|w| w.text.as_str()).collect();
+                let Some(p) = self.proxy_mut(r) else { return };
+                match super::tcp_check::parse_rule(&words, &p.tcp_check) {
+                    Ok(rule) => p.tcp_check.push(rule),
+                    Err(super::tcp_check::Refusal::Invalid(text)) => out.alert_at(stmt, 1, text),
+                    // What the check engine cannot run yet (set-var, ssl, ...).
+                    Err(super::tcp_check::Refusal::Unsupported(what)) => out.unsupported(stmt, &what),
                 }
             }
             "hash-type" => {
                 let words: Vec<&str> = stmt.args().iter().map(|w| w.text.as_str()).collect();
-                if !matches!(words.first(), Some(&"consistent") | Some(&"map-based")) {
-                    return out.alert_at(stmt, 1, "'hash-type' only supports 'consistent' and 'map-based'.");
-                }
-                let function = words.get(1).copied().filter(|w| *w != "avalanche");
-                if function.is_some_and(|f| !matches!(f, "sdbm" | "djb2" | "crc32" | "wt6" | "none")) {
-                    return out.alert_at(
-                        stmt,
-                        2,
-                        "'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash functions.",
-                    );
-                }
-                if let Some(p) = self.proxy_mut(r) {
-                    p.hash_type = stmt.args().iter().map(|w| w.text.clone()).collect();
+                match super::balance::parse_hash_type(&words, self.version()) {
+                    Ok(t) => {
+                        if let Some(p) = self.proxy_mut(r) {
+                            p.balance.hash_type = t;
+                        }
+                    }
+                    Err((i, text)) => out.alert_at(stmt, i, text),
                 }
             }
             "hash-balance-factor" => {
@@ -692,7 +702,7 @@ impl Builder {
                     return out.alert_at(stmt, 1, "'hash-balance-factor' must be 0 or greater than 100.");
                 }
                 if let Some(p) = self.proxy_mut(r) {
-                    p.hash_balance_factor = u32::try_from(units::atoi(&arg)).ok();
+                    p.balance.hash_balance_factor = u32::try_from(factor).ok();
                 }
             }
             "default_backend" => {
@@ -774,14 +784,21 @@ impl Builder {
                 } else if arg == "global" {
                     p.log_global = true;
                 } else {
-                    p.logs.push(stmt.args().iter().map(|w| w.text.clone()).collect());
+                    match super::logs::log_target(stmt) {
+                        Ok(t) => p.logs.push(t),
+                        Err(what) => out.unsupported(stmt, &what),
+                    }
                 }
             }
             "log-format" => {
-                if let Some(p) = self.proxy_mut(r) {
-                    p.log_format = Some(arg);
+                let line = super::logs::LogFormatLine::new(&arg);
+                match &line.compiled {
+                    Ok(_) => out.unsupported(stmt, kw),
+                    Err(e) => out.unsupported(stmt, &format!("{kw} ({e})")),
                 }
-                out.unsupported(stmt, kw);
+                if let Some(p) = self.proxy_mut(r) {
+                    p.log_format = Some(line);
+                }
             }
             "acl" => {
                 let criterion = stmt.word(2);
@@ -1004,6 +1021,7 @@ impl Builder {
         let options: Vec<String> = stmt.words.iter().skip(2).map(|w| w.text.clone()).collect();
         let mut i = 2;
         let mut unsupported = false;
+        let mut bind_opts = BindOptions::default();
         while i < stmt.words.len() {
             let opt = stmt.word(i);
             let Lookup::Known(info) = grammar().bind_option(opt, self.version()) else {
@@ -1020,9 +1038,27 @@ impl Builder {
             if matches!(opt, "crt" | "ca-file" | "crl-file" | "crt-list") {
                 files::check_cert_file(self, &context, stmt, i, out);
             }
-            if !matches!(opt, "name" | "backlog" | "maxconn" | "v4v6" | "v6only" | "interface") {
+            let value = stmt.word(i + 1);
+            // HAProxy reads both numbers with atol and refuses only negative ones.
+            let number = |min: &str| match units::atol(value) {
+                n if n < 0 => Err(format!("{context} : '{opt}' : invalid value {n}, must be {min}")),
+                n => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+            };
+            match opt {
+                "maxconn" => match number(">= 0") {
+                    Ok(n) => bind_opts.maxconn = n,
+                    Err(text) => return out.alert_at(stmt, i, text),
+                },
+                "backlog" => match number("> 0") {
+                    Ok(n) => bind_opts.backlog = n,
+                    Err(text) => return out.alert_at(stmt, i, text),
+                },
+                "name" => bind_opts.name = Some(value.to_string()),
+                "interface" => bind_opts.interface = Some(value.to_string()),
+                "v6only" => bind_opts.v6only = Some(true),
+                "v4v6" => bind_opts.v6only = Some(bind_opts.v6only.unwrap_or(false)),
                 // Everything else (ssl, accept-proxy, ...) the runtime cannot do yet.
-                unsupported = true;
+                _ => unsupported = true,
             }
             i += 1 + nargs;
         }
@@ -1031,7 +1067,7 @@ impl Builder {
         }
         let span = stmt.span_of(1);
         if let Some(p) = self.proxy_mut(r) {
-            p.binds.push(Bind { span, addrs, options });
+            p.binds.push(Bind { span, addrs, options, opts: bind_opts });
         }
     }
 

@@ -1,6 +1,49 @@
 //! `server` and `default-server` options as typed values, with HAProxy's messages for bad
 //! values. A server starts from its proxy's `default-server` values, then applies its own.
+use std::net::IpAddr;
+
+use super::address::{self, AddrContext, Host};
 use super::units::{atoi, parse_time, TimeUnit, UnitErrorKind};
+
+/// The state a server starts in before its first check (HAProxy 3.x `init-state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InitState {
+    /// Up, with the counter at `rise` fall: the first failed check marks it down (HAProxy's
+    /// historic start).
+    #[default]
+    Up,
+    /// Up with a full counter: it takes `fall` failed checks to mark it down.
+    FullyUp,
+    /// Down, one successful check from up.
+    Down,
+    /// Down with an empty counter: it takes `rise` successful checks.
+    FullyDown,
+}
+
+/// What `on-error` does once `error-limit` consecutive traffic errors were observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Only check again at `fastinter` at the latest.
+    FastInter,
+    /// Count one failed check (HAProxy's default).
+    #[default]
+    FailCheck,
+    /// Leave one check before down: the next failure marks the server down.
+    SuddenDeath,
+    /// Mark the server down at once.
+    MarkDown,
+}
+
+/// The `addr` option: where checks go, resolved at parse time as HAProxy does.
+fn check_addr(value: &str) -> Result<IpAddr, String> {
+    let invalid = || format!("'addr' : invalid address: '{value}' in '{value}'.");
+    let addrs = address::parse_addr(value, AddrContext::Source).map_err(|e| format!("'addr' : {}.", e.message()))?;
+    let a = addrs.first().ok_or_else(invalid)?;
+    match a.host {
+        Host::Ip(ip) => Ok(ip),
+        _ => a.resolved.ok_or_else(invalid),
+    }
+}
 
 /// What the runtime needs to know of a server, beyond its address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,11 +64,11 @@ pub struct ServerParams {
     pub fall: u32,
     /// `port` and `addr`: where checks go instead of the server's address.
     pub check_port: Option<u16>,
-    pub check_addr: Option<String>,
+    pub check_addr: Option<IpAddr>,
     pub slowstart_ms: u64,
     pub id: Option<u32>,
     pub source: Option<String>,
-    pub init_state: Option<String>,
+    pub init_state: InitState,
     /// `on-marked-down shutdown-sessions`
     pub shutdown_on_down: bool,
     /// `on-marked-up shutdown-backup-sessions`
@@ -33,7 +76,7 @@ pub struct ServerParams {
     /// `observe layer4`
     pub observe_layer4: bool,
     pub error_limit: u32,
-    pub on_error: String,
+    pub on_error: OnError,
 }
 
 impl Default for ServerParams {
@@ -57,12 +100,12 @@ impl Default for ServerParams {
             slowstart_ms: 0,
             id: None,
             source: None,
-            init_state: None,
+            init_state: InitState::Up,
             shutdown_on_down: false,
             shutdown_backup_on_up: false,
             observe_layer4: false,
             error_limit: 10,
-            on_error: "fail-check".to_string(),
+            on_error: OnError::FailCheck,
         }
     }
 }
@@ -118,7 +161,7 @@ impl ServerParams {
                 }
             }
             "port" => self.check_port = u16::try_from(atoi(value)).ok(),
-            "addr" => self.check_addr = Some(value.to_string()),
+            "addr" => self.check_addr = Some(check_addr(value)?),
             "slowstart" => match parse_time(value, TimeUnit::Ms) {
                 Ok(t) => self.slowstart_ms = t.millis(),
                 Err(e) => {
@@ -128,14 +171,58 @@ impl ServerParams {
                     ))
                 }
             },
-            "id" => self.id = Some(uint(value)),
+            "id" => {
+                if atoi(value) <= 0 {
+                    return Err("'id' : custom id has to be > 0.".into());
+                }
+                self.id = Some(uint(value));
+            }
             "source" => self.source = Some(value.to_string()),
-            "init-state" => self.init_state = Some(value.to_string()),
-            "on-marked-down" => self.shutdown_on_down = value == "shutdown-sessions",
-            "on-marked-up" => self.shutdown_backup_on_up = value == "shutdown-backup-sessions",
-            "observe" => self.observe_layer4 = value == "layer4",
-            "error-limit" => self.error_limit = uint(value),
-            "on-error" => self.on_error = value.to_string(),
+            "init-state" => {
+                self.init_state = match value {
+                    "up" => InitState::Up,
+                    "fully-up" => InitState::FullyUp,
+                    "down" => InitState::Down,
+                    "fully-down" => InitState::FullyDown,
+                    _ => {
+                        return Err(format!(
+                            "'init-state' expects one of 'fully-up', 'up', 'down' or 'fully-down' but got '{value}'."
+                        ))
+                    }
+                }
+            }
+            "on-marked-down" => match value {
+                "shutdown-sessions" => self.shutdown_on_down = true,
+                _ => return Err(format!("'on-marked-down' expects 'shutdown-sessions' but got '{value}'.")),
+            },
+            "on-marked-up" => match value {
+                "shutdown-backup-sessions" => self.shutdown_backup_on_up = true,
+                _ => return Err(format!("'on-marked-up' expects 'shutdown-backup-sessions' but got '{value}'.")),
+            },
+            "observe" => match value {
+                "none" | "layer7" => self.observe_layer4 = false,
+                "layer4" => self.observe_layer4 = true,
+                _ => {
+                    return Err(format!("'observe' expects one of 'none', 'layer4', 'layer7' but got '{value}'."))
+                }
+            },
+            "error-limit" => {
+                if atoi(value) < 1 {
+                    return Err("error-limit has to be > 0..".into());
+                }
+                self.error_limit = uint(value);
+            }
+            "on-error" => {
+                self.on_error = match value {
+                    "fastinter" => OnError::FastInter,
+                    "fail-check" => OnError::FailCheck,
+                    "sudden-death" => OnError::SuddenDeath,
+                    "mark-down" => OnError::MarkDown,
+                    _ => return Err(format!(
+                        "'on-error' expects one of 'fastinter', 'fail-check', 'sudden-death' or 'mark-down' but got '{value}'."
+                    )),
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -188,5 +275,29 @@ mod tests {
             apply(&[("slowstart", "1x")]),
             Err("unexpected character 'x' in 'slowstart' argument of server s1..".into())
         );
+    }
+
+    #[test]
+    fn check_options_are_typed_with_haproxys_refusals() {
+        let p = apply(&[("on-error", "sudden-death"), ("init-state", "fully-down"), ("addr", "10.0.0.1")]);
+        let p = p.unwrap_or_default();
+        assert_eq!((p.on_error, p.init_state), (OnError::SuddenDeath, InitState::FullyDown));
+        assert_eq!(p.check_addr, Some(IpAddr::from([10, 0, 0, 1])));
+        assert_eq!(
+            apply(&[("on-error", "foo")]),
+            Err("'on-error' expects one of 'fastinter', 'fail-check', 'sudden-death' or 'mark-down' but got 'foo'."
+                .into())
+        );
+        assert_eq!(
+            apply(&[("on-marked-down", "foo")]),
+            Err("'on-marked-down' expects 'shutdown-sessions' but got 'foo'.".into())
+        );
+        assert_eq!(
+            apply(&[("observe", "foo")]),
+            Err("'observe' expects one of 'none', 'layer4', 'layer7' but got 'foo'.".into())
+        );
+        assert_eq!(apply(&[("error-limit", "x")]), Err("error-limit has to be > 0..".into()));
+        assert_eq!(apply(&[("id", "0")]), Err("'id' : custom id has to be > 0.".into()));
+        assert_eq!(apply(&[("addr", "::1")]), Err("'addr' : invalid address: ':' in '::1'.".into()));
     }
 }

@@ -3,6 +3,7 @@
 pub mod balance;
 pub mod check;
 pub mod conn;
+pub mod error;
 pub mod plan;
 pub mod reactor;
 pub mod session;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::Config;
+pub use error::StartError;
 
 /// How the process was asked to run (from the command line and `global`).
 #[derive(Clone, Debug, Default)]
@@ -73,13 +75,13 @@ pub struct Prepared {
 /// The file-descriptor budget: applies `ulimit-n`, or raises the soft limit to fit
 /// `maxconn`; without `maxconn`, derives it from the limit as HAProxy does (two sockets
 /// per session, a reserve for listeners and the rest).
-fn fd_budget(config: &Config, listeners: usize) -> Result<u32, String> {
+fn fd_budget(config: &Config, listeners: usize) -> Result<u32, StartError> {
     const RESERVE: u64 = 20;
     let g = &config.global;
     if let Some(n) = g.ulimit_n.filter(|&n| n > 0) {
-        sys::set_nofile_limit(n).map_err(|e| format!("[ALERT] cannot set the file descriptor limit to {n}: {e}"))?;
+        sys::set_nofile_limit(n).map_err(|source| StartError::Limits { limit: n, source })?;
     }
-    let (soft, hard) = sys::nofile_limit().map_err(|e| e.to_string())?;
+    let (soft, hard) = sys::nofile_limit()?;
     let overhead = RESERVE + listeners as u64;
     match g.maxconn {
         Some(m) => {
@@ -94,14 +96,14 @@ fn fd_budget(config: &Config, listeners: usize) -> Result<u32, String> {
             if g.ulimit_n.is_none() && hard > soft {
                 let _ = sys::set_nofile_limit(hard);
             }
-            let (soft, _) = sys::nofile_limit().map_err(|e| e.to_string())?;
+            let (soft, _) = sys::nofile_limit()?;
             Ok(u32::try_from(soft.saturating_sub(overhead) / 2).unwrap_or(u32::MAX).max(1))
         }
     }
 }
 
 /// Binds every listener on every thread. A failure leaves nothing bound.
-pub fn prepare(config: &Config) -> Result<Prepared, String> {
+pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let mut plan = plan::build(config)?;
     let listeners: usize = plan.frontends.iter().map(|f| f.binds.len()).sum::<usize>() * plan.nbthread;
     plan.maxconn = fd_budget(config, listeners)?;
@@ -124,7 +126,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, String> {
     });
     let mut workers = Vec::new();
     for _ in 0..nbthread {
-        workers.push(reactor::Worker::new(shared.clone()).map_err(|e| e.to_string())?);
+        workers.push(reactor::Worker::new(shared.clone())?);
     }
     Ok(Prepared { shared, workers })
 }
@@ -136,7 +138,7 @@ impl Prepared {
     }
 
     /// Starts one thread per event loop, and the health-check thread.
-    pub fn launch(self) -> Result<Running, String> {
+    pub fn launch(self) -> Result<Running, StartError> {
         let addrs = self.addrs();
         let wakers: Vec<Arc<mio::Waker>> = self.workers.iter().map(|w| w.waker()).collect();
         if let Ok(mut w) = self.shared.wakers.lock() {
@@ -157,8 +159,7 @@ impl Prepared {
                     result
                 })
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Running { shared: self.shared, threads, wakers, addrs })
     }
 }
@@ -230,7 +231,7 @@ fn spawn_checks(shared: &Arc<reactor::Shared>) -> Option<check::CheckerHandle> {
 }
 
 /// Binds and starts at once (tests and embedders).
-pub fn start(config: &Config) -> Result<Running, String> {
+pub fn start(config: &Config) -> Result<Running, StartError> {
     prepare(config)?.launch()
 }
 

@@ -9,8 +9,9 @@ use crate::model::address::{Addr, Family, Host, PortSpec};
 use crate::model::proxy::{Mode, Proxy};
 use crate::model::Config;
 
-use super::balance::{self, BalanceSpec};
-use super::check::{self, CheckConfig, InitState, OnError};
+use super::balance::{self, Balance};
+use super::check::CheckConfig;
+use super::error::StartError;
 use super::splice::SpliceMode;
 use super::state::{BackendState, ServerState};
 use super::sys::ListenOpts;
@@ -176,14 +177,6 @@ fn bind_addrs(a: &Addr) -> Result<Vec<BindAddr>, String> {
     Ok(ports.into_iter().map(|p| BindAddr::Inet(SocketAddr::new(ip, p))).collect())
 }
 
-fn bind_option<'a>(opts: &'a [String], name: &str) -> Option<&'a str> {
-    opts.iter().position(|o| o == name).and_then(|i| opts.get(i + 1)).map(String::as_str)
-}
-
-fn to_u32(v: Option<&str>) -> u32 {
-    v.and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
 /// Server ids as HAProxy assigns them: explicit ones kept, the others take the lowest free
 /// number from 1, in declaration order.
 fn server_ids(p: &Proxy) -> Vec<u32> {
@@ -203,7 +196,7 @@ fn server_ids(p: &Proxy) -> Vec<u32> {
         .collect()
 }
 
-fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
+fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, StartError> {
     let ids = server_ids(p);
     let backend_load = Arc::new(AtomicU32::new(0));
     let mut servers = Vec::new();
@@ -216,9 +209,9 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
             _ if unix.is_some() => SocketAddr::from(([0, 0, 0, 0], 0)),
             (Some(a), Some(addr)) => match addr.ports {
                 PortSpec::One(port) if port > 0 => SocketAddr::new(a.ip(), port),
-                _ => return Err(format!("server {}/{}: a server without a fixed port cannot run yet", p.name, s.name)),
+                _ => return Err(server_error(p, s, "a server without a fixed port cannot run yet")),
             },
-            _ => return Err(format!("server {}/{}: no usable address", p.name, s.name)),
+            _ => return Err(server_error(p, s, "no usable address")),
         };
         let params = &s.params;
         servers.push(Arc::new(ServerState {
@@ -237,14 +230,9 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
             ..ServerState::new(index, &p.name, &s.name, addr)
         }));
     }
-    let spec = BalanceSpec {
-        algorithm: p.balance.clone().unwrap_or_default(),
-        hash_type: p.hash_type.clone(),
-        hash_balance_factor: p.hash_balance_factor,
-        allbackups: p.options.contains("allbackups"),
-    };
+    let spec = Balance { allbackups: p.options.contains("allbackups"), ..p.balance.clone() };
     // Built once here so that what cannot run is refused before anything starts.
-    balance::build(&spec).map_err(|e| format!("backend '{}': {e}", p.name))?;
+    balance::build(&spec).map_err(|e| backend_error(p, e.to_string()))?;
     Ok(BackendState {
         name: p.name.clone(),
         servers,
@@ -254,8 +242,16 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, String> {
     })
 }
 
+fn server_error(p: &Proxy, s: &crate::model::Server, what: impl Into<String>) -> StartError {
+    StartError::Server { backend: p.name.clone(), server: s.name.clone(), what: what.into() }
+}
+
+fn backend_error(p: &Proxy, what: impl Into<String>) -> StartError {
+    StartError::Backend { backend: p.name.clone(), what: what.into() }
+}
+
 /// Builds the plan; `Err` names what cannot run.
-pub fn build(config: &Config) -> Result<Plan, String> {
+pub fn build(config: &Config) -> Result<Plan, StartError> {
     let mut backends = Vec::new();
     let mut settings = Vec::new();
     let mut checks = Vec::new();
@@ -263,12 +259,12 @@ pub fn build(config: &Config) -> Result<Plan, String> {
     let mut backend_index = std::collections::HashMap::new();
     for p in config.proxies.iter().filter(|p| p.kind.is_backend() && !p.disabled) {
         if p.mode != Mode::Tcp {
-            return Err(format!("backend '{}': only mode tcp runs yet", p.name));
+            return Err(backend_error(p, "only mode tcp runs yet"));
         }
         let bi = backends.len();
         backend_index.insert(p.name.clone(), bi);
         let state = Arc::new(backend_state(p, fullconn(config, p))?);
-        checks.extend(check_plans(p, bi, &state)?);
+        checks.extend(check_plans(p, bi, &state));
         backend_logs.push(super::traffic::frontend_log(config, p)?);
         backends.push(state);
         let t = &p.timeouts;
@@ -296,26 +292,20 @@ pub fn build(config: &Config) -> Result<Plan, String> {
     for p in config.proxies.iter().filter(|p| p.kind.is_frontend() && !p.disabled) {
         let mut binds = Vec::new();
         for b in &p.binds {
-            let v6only = if b.options.iter().any(|o| o == "v6only") {
-                Some(true)
-            } else if b.options.iter().any(|o| o == "v4v6") {
-                Some(false)
-            } else {
-                None
-            };
             let opts = ListenOpts {
                 reuseport: true,
-                interface: bind_option(&b.options, "interface").map(str::to_string),
-                v6only,
-                backlog: to_u32(bind_option(&b.options, "backlog")) as i32,
+                interface: b.opts.interface.clone(),
+                v6only: b.opts.v6only,
+                backlog: i32::try_from(b.opts.backlog).unwrap_or(i32::MAX),
             };
             for a in &b.addrs {
-                for addr in bind_addrs(a)? {
+                let addrs = bind_addrs(a).map_err(|what| StartError::Frontend { frontend: p.name.clone(), what })?;
+                for addr in addrs {
                     binds.push(BindPlan {
                         addr,
                         opts: opts.clone(),
-                        maxconn: to_u32(bind_option(&b.options, "maxconn")),
-                        name: bind_option(&b.options, "name").map(str::to_string),
+                        maxconn: b.opts.maxconn,
+                        name: b.opts.name.clone(),
                     });
                 }
             }
@@ -354,20 +344,14 @@ pub fn build(config: &Config) -> Result<Plan, String> {
 }
 
 /// The health checks of a backend's servers that have `check`.
-fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<CheckPlan>, String> {
-    let rules = check::parse_tcp_check_rules(&p.tcp_check).map_err(|e| format!("backend '{}': {e}", p.name))?;
+fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Vec<CheckPlan> {
     let mut plans = Vec::new();
     for (s, live) in p.servers.iter().zip(&state.servers) {
         let params = &s.params;
         if !params.check {
             continue;
         }
-        let ip = match &params.check_addr {
-            Some(a) => a
-                .parse::<IpAddr>()
-                .map_err(|_| format!("server {}/{}: check address '{a}' is not an IP address", p.name, s.name))?,
-            None => live.addr.ip(),
-        };
+        let ip = params.check_addr.unwrap_or(live.addr.ip());
         let mut c = CheckConfig::new(SocketAddr::new(ip, params.check_port.unwrap_or(live.addr.port())));
         c.inter = Duration::from_millis(params.inter_ms);
         c.fastinter = params.fastinter_ms.map_or(c.inter, Duration::from_millis);
@@ -377,28 +361,18 @@ fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Result<Vec<Ch
         c.timeout = ms(p.timeouts.check);
         c.connect_timeout = ms(p.timeouts.connect);
         c.tcp_check = p.options.contains("tcp-check");
-        c.rules = rules.clone();
-        c.init_state = match params.init_state.as_deref() {
-            Some("fully-up") => InitState::FullyUp,
-            Some("down") => InitState::Down,
-            Some("fully-down") => InitState::FullyDown,
-            _ => InitState::Up,
-        };
+        c.rules = p.tcp_check.clone();
+        c.init_state = params.init_state;
         c.log_health_checks = p.options.contains("log-health-checks");
         c.listen = p.kind == crate::model::ProxyKind::Listen;
         c.on_marked_down_shutdown_sessions = params.shutdown_on_down;
         c.on_marked_up_shutdown_backup_sessions = params.shutdown_backup_on_up;
         c.observe_layer4 = params.observe_layer4;
         c.error_limit = params.error_limit;
-        c.on_error = match params.on_error.as_str() {
-            "fastinter" => OnError::FastInter,
-            "sudden-death" => OnError::SuddenDeath,
-            "mark-down" => OnError::MarkDown,
-            _ => OnError::FailCheck,
-        };
+        c.on_error = params.on_error;
         plans.push(CheckPlan { backend, server: live.clone(), config: c });
     }
-    Ok(plans)
+    plans
 }
 
 /// `fullconn`, or HAProxy's default: a tenth of the summed `maxconn` of the frontends that
@@ -418,9 +392,9 @@ fn fullconn(config: &Config, backend: &Proxy) -> u32 {
 }
 
 /// A server's `source addr[:port]`, as a socket address (port 0: any).
-fn source_addr(p: &Proxy, s: &crate::model::Server) -> Result<Option<SocketAddr>, String> {
+fn source_addr(p: &Proxy, s: &crate::model::Server) -> Result<Option<SocketAddr>, StartError> {
     let Some(text) = &s.params.source else { return Ok(None) };
-    let bad = || format!("server {}/{}: source '{text}' cannot be used yet", p.name, s.name);
+    let bad = || server_error(p, s, format!("source '{text}' cannot be used yet"));
     let addr =
         crate::model::address::parse_addr(text, crate::model::address::AddrContext::Source).map_err(|_| bad())?;
     let a = addr.first().ok_or_else(bad)?;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::balance::BalanceSpec;
+use super::balance::Balance;
 
 /// Milliseconds on a process-wide monotonic clock (never 0 after the first call).
 pub fn clock_ms() -> u64 {
@@ -170,7 +170,7 @@ pub struct BackendState {
     /// `option allbackups`: use every backup server at once instead of the first one.
     pub allbackups: bool,
     /// What each thread builds its own balancer from.
-    pub balance: BalanceSpec,
+    pub balance: Balance,
     /// Sessions waiting in this backend's queues, on every thread: a freed slot wakes the
     /// other threads only when some wait.
     pub queued: AtomicU32,

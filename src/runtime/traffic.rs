@@ -34,19 +34,20 @@ fn program_name() -> String {
 
 /// The logger of a frontend, or None when it has no log target (HAProxy then warns that
 /// the log format is ignored, which the model already did).
-pub fn frontend_log(config: &Config, p: &Proxy) -> Result<Option<Arc<FrontendLog>>, String> {
-    let mut lines: Vec<&Vec<String>> = p.logs.iter().collect();
+pub fn frontend_log(config: &Config, p: &Proxy) -> Result<Option<Arc<FrontendLog>>, super::error::StartError> {
+    let mut targets = p.logs.clone();
     if p.log_global {
-        lines.extend(config.global.logs.iter());
+        targets.extend(config.global.logs.iter().cloned());
     }
-    if lines.is_empty() {
+    if targets.is_empty() {
         return Ok(None);
     }
-    let targets = lines.into_iter().map(|w| logging::parse_log_target(w)).collect::<Result<Vec<_>, _>>()?;
     let layout = match (&p.log_format, p.options.contains("tcplog")) {
-        (Some(f), _) => {
-            Layout::Custom(logging::compile_log_format(f).map_err(|e| format!("failed to parse log-format : {e}"))?)
-        }
+        // A format hapx cannot compile was reported unsupported by the model.
+        (Some(f), _) => Layout::Custom(f.compiled.clone().map_err(|e| super::error::StartError::Log {
+            proxy: p.name.clone(),
+            what: format!("failed to parse log-format : {e}"),
+        })?),
         (None, true) => Layout::TcpLog,
         (None, false) => Layout::ConnectLine,
     };

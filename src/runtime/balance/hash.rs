@@ -10,14 +10,8 @@ use super::lookup::HashTable;
 use super::{Balancer, PickCtx};
 use crate::runtime::state::ServerState;
 
-/// A layer-4 sample fetch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fetch {
-    Src,
-    SrcPort,
-    Dst,
-    DstPort,
-}
+/// A layer-4 sample fetch (typed by the model).
+pub use crate::model::balance::HashFetch as Fetch;
 
 /// The expression `balance hash` hashes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,17 +20,6 @@ pub struct HashExpr {
 }
 
 impl HashExpr {
-    pub fn parse(word: &str) -> Result<HashExpr, String> {
-        let fetch = match word {
-            "src" => Fetch::Src,
-            "src_port" => Fetch::SrcPort,
-            "dst" => Fetch::Dst,
-            "dst_port" => Fetch::DstPort,
-            other => return Err(format!("balance hash: the TCP runtime does not support the expression '{other}'")),
-        };
-        Ok(HashExpr { fetch })
-    }
-
     /// The sample's bytes as the hash function sees them, or None when it is not available.
     fn key(&self, ctx: &PickCtx, text: bool) -> Option<Vec<u8>> {
         let addr = |a: IpAddr| match (a, text) {
@@ -89,19 +72,15 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::sync::atomic::Ordering;
 
+    use super::super::build;
     use super::super::hashfn::{full_hash, sdbm};
+    use super::super::tests::typed;
     use super::super::testutil::*;
-    use super::super::{build, BalanceSpec};
     use super::*;
 
     fn hash(expr: &str, hash_type: &[&str], factor: Option<u32>) -> Box<dyn Balancer> {
-        build(&BalanceSpec {
-            algorithm: vec!["hash".into(), expr.into()],
-            hash_type: hash_type.iter().map(|w| w.to_string()).collect(),
-            hash_balance_factor: factor,
-            allbackups: false,
-        })
-        .unwrap()
+        let spec = typed(&["hash", expr], hash_type).unwrap();
+        build(&super::super::Balance { hash_balance_factor: factor, ..spec }).unwrap()
     }
 
     fn conn(src: [u8; 4], sport: u16, dport: u16) -> PickCtx {
@@ -213,7 +192,7 @@ mod tests {
 
     #[test]
     fn hash_rejects_fetches_the_tcp_runtime_does_not_have() {
-        assert!(HashExpr::parse("req.hdr(host)").is_err());
-        assert_eq!(HashExpr::parse("dst").unwrap().fetch, Fetch::Dst);
+        assert!(build(&typed(&["hash", "req.hdr(host)"], &[]).unwrap()).is_err());
+        assert!(build(&typed(&["hash", "dst"], &[]).unwrap()).unwrap().needs_dst());
     }
 }

@@ -1,70 +1,9 @@
 //! Hash functions and the `hash-type` directive. The functions reproduce HAProxy's outputs
 //! (same algorithms), so a key lands on the same server under hapx and HAProxy.
 
-/// How a hash designates a server.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum HashMethod {
-    /// `hash % total weight` over a weighted map of the servers.
-    #[default]
-    MapBased,
-    /// The closest point on a ring holding many points per server.
-    Consistent,
-}
-
-/// The function applied to the key's bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum HashFunc {
-    #[default]
-    Sdbm,
-    Djb2,
-    Wt6,
-    Crc32,
-    /// The key, read as a decimal integer, is the hash.
-    None,
-}
-
-/// The parsed `hash-type` directive.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HashType {
-    pub method: HashMethod,
-    pub func: HashFunc,
-    /// Mix the result with a 32-bit full-avalanche hash.
-    pub avalanche: bool,
-}
+pub use crate::model::balance::{HashFunc, HashMethod, HashType};
 
 impl HashType {
-    /// Reads `map-based|consistent [sdbm|djb2|wt6|crc32|none] [avalanche]`. With no function,
-    /// sdbm is used, and consistent hashing adds avalanche (HAProxy's defaults).
-    pub fn parse(words: &[String]) -> Result<HashType, String> {
-        let mut words = words.iter().map(String::as_str);
-        let method = match words.next() {
-            None => return Ok(HashType::default()),
-            Some("map-based") => HashMethod::MapBased,
-            Some("consistent") => HashMethod::Consistent,
-            Some(other) => return Err(format!("hash-type: unknown method '{other}'")),
-        };
-        let func = match words.next() {
-            None => {
-                return Ok(HashType { method, func: HashFunc::Sdbm, avalanche: method == HashMethod::Consistent });
-            }
-            Some("sdbm") => HashFunc::Sdbm,
-            Some("djb2") => HashFunc::Djb2,
-            Some("wt6") => HashFunc::Wt6,
-            Some("crc32") => HashFunc::Crc32,
-            Some("none") => HashFunc::None,
-            Some(other) => return Err(format!("hash-type: unknown function '{other}'")),
-        };
-        let avalanche = match words.next() {
-            None => false,
-            Some("avalanche") => true,
-            Some(other) => return Err(format!("hash-type: unknown modifier '{other}'")),
-        };
-        if let Some(extra) = words.next() {
-            return Err(format!("hash-type: unexpected argument '{extra}'"));
-        }
-        Ok(HashType { method, func, avalanche })
-    }
-
     /// Hashes a key: the function, then avalanche if asked. O(key length).
     pub fn hash(&self, key: &[u8]) -> u32 {
         let h = match self.func {
@@ -153,8 +92,9 @@ fn leading_integer(key: &[u8]) -> u32 {
 mod tests {
     use super::*;
 
-    fn words(w: &[&str]) -> Vec<String> {
-        w.iter().map(|s| s.to_string()).collect()
+    /// The typed value the model makes of these `hash-type` words.
+    fn parse(w: &[&str]) -> Result<HashType, String> {
+        super::super::tests::typed(&[], w).map(|b| b.hash_type)
     }
 
     #[test]
@@ -176,30 +116,30 @@ mod tests {
 
     #[test]
     fn consistent_without_function_uses_sdbm_with_avalanche() {
-        let t = HashType::parse(&words(&["consistent"])).unwrap();
+        let t = parse(&["consistent"]).unwrap();
         assert_eq!(t, HashType { method: HashMethod::Consistent, func: HashFunc::Sdbm, avalanche: true });
-        let t = HashType::parse(&words(&["consistent", "sdbm"])).unwrap();
+        let t = parse(&["consistent", "sdbm"]).unwrap();
         assert!(!t.avalanche);
     }
 
     #[test]
     fn map_based_is_the_default() {
-        let t = HashType::parse(&[]).unwrap();
+        let t = parse(&[]).unwrap();
         assert_eq!(t, HashType { method: HashMethod::MapBased, func: HashFunc::Sdbm, avalanche: false });
-        let t = HashType::parse(&words(&["map-based"])).unwrap();
+        let t = parse(&["map-based"]).unwrap();
         assert!(!t.avalanche);
     }
 
     #[test]
     fn function_and_modifier_are_read() {
-        let t = HashType::parse(&words(&["map-based", "wt6", "avalanche"])).unwrap();
+        let t = parse(&["map-based", "wt6", "avalanche"]).unwrap();
         assert_eq!(t, HashType { method: HashMethod::MapBased, func: HashFunc::Wt6, avalanche: true });
-        assert!(HashType::parse(&words(&["map-based", "wt6", "slow"])).is_err());
+        assert!(parse(&["map-based", "wt6", "slow"]).is_err());
     }
 
     #[test]
     fn none_reads_the_key_as_an_integer() {
-        let t = HashType::parse(&words(&["map-based", "none"])).unwrap();
+        let t = parse(&["map-based", "none"]).unwrap();
         assert_eq!(t.hash(b"1234"), 1234);
         assert_eq!(t.hash(b"10.0.0.1"), 10);
     }

@@ -23,9 +23,9 @@ mod roundrobin;
 mod source;
 mod static_rr;
 
+pub use crate::model::balance::{HashFunc, HashMethod, HashType};
 pub use first::First;
 pub use hash::{Fetch, Hash, HashExpr};
-pub use hashfn::{HashFunc, HashMethod, HashType};
 pub use leastconn::LeastConn;
 pub use random::Random;
 pub use roundrobin::RoundRobin;
@@ -96,62 +96,37 @@ pub fn choose(b: &mut dyn Balancer, servers: &[Arc<ServerState>], ctx: &PickCtx)
     }
 }
 
-/// The balancing directives of one backend, as the configuration words gave them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BalanceSpec {
-    /// The words after `balance` (`["hash", "src"]`, `["random(3)"]`); empty: roundrobin.
-    pub algorithm: Vec<String>,
-    /// The words after `hash-type` (`["consistent", "djb2", "avalanche"]`); empty: map-based.
-    pub hash_type: Vec<String>,
-    /// `hash-balance-factor`; None or Some(0): no load bound.
-    pub hash_balance_factor: Option<u32>,
-    /// `option allbackups`.
-    pub allbackups: bool,
+pub use crate::model::balance::Balance;
+use crate::model::balance::{Algorithm, HashKey};
+
+/// An algorithm the model typed but the TCP runtime cannot run (the model reported it as
+/// unsupported, so only an embedder that ignores that gets here).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotRunnable(pub String);
+
+impl std::fmt::Display for NotRunnable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "balance {}: not supported by the TCP runtime", self.0)
+    }
 }
 
-/// Builds the balancer a backend's directives describe. The words were already checked by the
-/// config front end; errors here name what the runtime does not implement.
-pub fn build(spec: &BalanceSpec) -> Result<Box<dyn Balancer>, String> {
-    let words = strip_keyword(&spec.algorithm, "balance");
-    let hash_type = HashType::parse(strip_keyword(&spec.hash_type, "hash-type"))?;
+/// Builds the balancer a backend's typed directives describe.
+pub fn build(spec: &Balance) -> Result<Box<dyn Balancer>, NotRunnable> {
+    let hash_type = spec.hash_type;
     let factor = spec.hash_balance_factor.filter(|f| *f > 0);
     let ab = spec.allbackups;
-    let (name, args) = match words.split_first() {
-        Some((name, args)) => (name.as_str(), args),
-        None => return Ok(Box::new(RoundRobin::new(ab))),
-    };
-    let no_args = |b: Box<dyn Balancer>| {
-        if let Some(extra) = args.first() {
-            Err(format!("balance {name}: unexpected argument '{extra}'"))
-        } else {
-            Ok(b)
+    Ok(match &spec.algorithm {
+        Algorithm::RoundRobin => Box::new(RoundRobin::new(ab)),
+        Algorithm::StaticRr => Box::new(StaticRr::new(ab)),
+        Algorithm::LeastConn => Box::new(LeastConn::new(ab)),
+        Algorithm::First => Box::new(First::new(ab)),
+        Algorithm::Source => Box::new(Source::new(hash_type, factor, ab)),
+        Algorithm::Random { draws } => Box::new(Random::new(*draws, factor, ab)),
+        Algorithm::Hash(HashKey::Fetch(fetch)) => {
+            Box::new(Hash::new(HashExpr { fetch: *fetch }, hash_type, factor, ab))
         }
-    };
-    match name {
-        "roundrobin" => no_args(Box::new(RoundRobin::new(ab))),
-        "static-rr" => no_args(Box::new(StaticRr::new(ab))),
-        "leastconn" => no_args(Box::new(LeastConn::new(ab))),
-        "first" => no_args(Box::new(First::new(ab))),
-        "source" => no_args(Box::new(Source::new(hash_type, factor, ab))),
-        "hash" => match args {
-            [expr] => Ok(Box::new(Hash::new(HashExpr::parse(expr)?, hash_type, factor, ab))),
-            [] => Err("balance hash requires a sample expression".to_string()),
-            [_, extra, ..] => Err(format!("balance hash: unexpected argument '{extra}'")),
-        },
-        _ if name.starts_with("random") => {
-            let draws = random::parse_draws(name)?;
-            no_args(Box::new(Random::new(draws, factor, ab)))
-        }
-        _ => Err(format!("balance {name}: not supported by the TCP runtime")),
-    }
-}
-
-/// Drops a leading directive name, so callers may pass the words with or without it.
-fn strip_keyword<'a>(words: &'a [String], keyword: &str) -> &'a [String] {
-    match words.split_first() {
-        Some((first, rest)) if first == keyword => rest,
-        _ => words,
-    }
+        other @ (Algorithm::Hash(HashKey::Expr(_)) | Algorithm::Other(_)) => return Err(NotRunnable(other.name())),
+    })
 }
 
 /// Fills `out` with the positions of the servers an algorithm may choose from now, in
@@ -307,13 +282,29 @@ mod tests {
     use super::testutil::*;
     use super::*;
 
-    fn spec(algo: &[&str], hash_type: &[&str]) -> BalanceSpec {
-        BalanceSpec {
-            algorithm: algo.iter().map(|w| w.to_string()).collect(),
-            hash_type: hash_type.iter().map(|w| w.to_string()).collect(),
-            hash_balance_factor: None,
-            allbackups: false,
-        }
+    /// The typed value the model makes of these `balance` and `hash-type` words.
+    pub(crate) fn typed(algo: &[&str], hash_type: &[&str]) -> Result<Balance, String> {
+        use crate::model::balance::{parse_algorithm, parse_hash_type};
+        let v = crate::version::Version::NEWEST;
+        let algo = algo.strip_prefix(&["balance"]).unwrap_or(algo);
+        let hash_type = hash_type.strip_prefix(&["hash-type"]).unwrap_or(hash_type);
+        let algorithm = if algo.is_empty() { Ok(Algorithm::RoundRobin) } else { parse_algorithm(algo, v) };
+        let hash_type = if hash_type.is_empty() { Ok(Default::default()) } else { parse_hash_type(hash_type, v) };
+        Ok(Balance {
+            algorithm: algorithm.map_err(|e| e.1)?,
+            hash_type: hash_type.map_err(|e| e.1)?,
+            ..Balance::default()
+        })
+    }
+
+    /// Words to a balancer, failing where the model or the runtime refuses them.
+    fn spec(algo: &[&str], hash_type: &[&str]) -> Result<Balance, String> {
+        typed(algo, hash_type)
+    }
+
+    fn build(spec: &Result<Balance, String>) -> Result<Box<dyn Balancer>, String> {
+        let spec = spec.clone()?;
+        super::build(&spec).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -339,7 +330,7 @@ mod tests {
     #[test]
     fn build_defaults_to_roundrobin() {
         let servers = farm(&[3, 1]);
-        let mut b = build(&BalanceSpec::default()).unwrap();
+        let mut b = super::build(&Balance::default()).unwrap();
         assert_eq!(picks(b.as_mut(), &servers, 4), vec![0, 0, 0, 1]);
     }
 
@@ -349,7 +340,8 @@ mod tests {
         assert!(build(&spec(&["hash"], &[])).is_err());
         assert!(build(&spec(&["hash", "req.cookie(x)"], &[])).is_err());
         assert!(build(&spec(&["random(0)"], &[])).is_err());
-        assert!(build(&spec(&["leastconn", "x"], &[])).is_err());
+        // HAProxy ignores words after an algorithm that takes none.
+        assert!(build(&spec(&["leastconn", "x"], &[])).is_ok());
         assert!(build(&spec(&["source"], &["ring"])).is_err());
         assert!(build(&spec(&["source"], &["consistent", "md5"])).is_err());
     }

@@ -7,22 +7,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{candidates, cumulative_weights, cur_at, usable_at, weight_at, Balancer, LoadBound, PickCtx};
 use crate::runtime::state::ServerState;
 
-/// Reads `random` or `random(<draws>)`; draws must be an integer of at least 1.
-pub fn parse_draws(word: &str) -> Result<u32, String> {
-    let rest = word.strip_prefix("random").unwrap_or(word);
-    if rest.is_empty() || rest == "()" {
-        return Ok(2);
-    }
-    let inner = rest
-        .strip_prefix('(')
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| format!("balance {word}: expected random(<draws>)"))?;
-    match inner.parse::<u32>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("balance {word}: the number of draws must be an integer of at least 1")),
-    }
-}
-
 /// xorshift64*: small, fast, and good enough to spread draws; not for secrets.
 #[derive(Debug)]
 struct XorShift(u64);
@@ -160,11 +144,15 @@ mod tests {
 
     #[test]
     fn random_draws_default_to_two() {
-        assert_eq!(parse_draws("random"), Ok(2));
-        assert_eq!(parse_draws("random(5)"), Ok(5));
-        assert!(parse_draws("random(0)").is_err());
-        assert!(parse_draws("random(x)").is_err());
-        assert!(parse_draws("random(3").is_err());
+        let draws = |w: &str| match super::super::tests::typed(&[w], &[])?.algorithm {
+            crate::model::balance::Algorithm::Random { draws } => Ok(draws),
+            other => Err(format!("{other:?}")),
+        };
+        assert_eq!(draws("random"), Ok(2));
+        assert_eq!(draws("random(5)"), Ok(5));
+        assert!(draws("random(0)").is_err());
+        assert!(draws("random(x)").is_err());
+        assert!(draws("random(3").is_err());
     }
 
     #[test]

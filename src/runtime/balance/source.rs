@@ -50,17 +50,13 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
     use std::sync::atomic::Ordering;
 
+    use super::super::build;
+    use super::super::tests::typed;
     use super::super::testutil::*;
-    use super::super::{build, BalanceSpec};
     use super::*;
 
     fn source(hash_type: &[&str]) -> Box<dyn Balancer> {
-        build(&BalanceSpec {
-            algorithm: vec!["source".into()],
-            hash_type: hash_type.iter().map(|w| w.to_string()).collect(),
-            ..BalanceSpec::default()
-        })
-        .unwrap()
+        build(&typed(&["source"], hash_type).unwrap()).unwrap()
     }
 
     fn from(ip: IpAddr) -> PickCtx {

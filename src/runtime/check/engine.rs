@@ -260,10 +260,6 @@ impl Engine {
                 be.members.push(Arc::clone(&state));
             }
             let steps = if cfg.tcp_check { rules::compile(&cfg.rules) } else { rules::compile(&[]) };
-            let steps = steps.unwrap_or_else(|e| {
-                log::error!("server {}: tcp-check rules refused ({e}); using a plain connect", state.full_name);
-                rules::compile(&[]).unwrap_or_default()
-            });
             let health = Health::new(cfg.rise, cfg.fall, cfg.init_state);
             state.up.store(health.healthy(), Ordering::Release);
             servers.push(Server {

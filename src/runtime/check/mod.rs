@@ -11,42 +11,15 @@ use super::state::ServerState;
 
 mod engine;
 mod health;
-pub mod regex;
 mod rules;
 pub mod status;
 
+pub use crate::model::regex;
+pub use crate::model::tcp_check::{decode_hex, Expect, ExpectKind, TcpCheckRule};
 pub use engine::{Checker, CheckerHandle};
-pub use rules::{decode_hex, parse_tcp_check_rules, Expect, ExpectKind, TcpCheckRule};
 pub use status::{CheckStatus, Outcome};
 
-/// The state a server starts in before its first check (HAProxy 3.x `init-state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum InitState {
-    /// Up, with the counter at `rise` fall: the first failed check marks it down (HAProxy's
-    /// historic start).
-    #[default]
-    Up,
-    /// Up with a full counter: it takes `fall` failed checks to mark it down.
-    FullyUp,
-    /// Down, one successful check from up.
-    Down,
-    /// Down with an empty counter: it takes `rise` successful checks.
-    FullyDown,
-}
-
-/// What `on-error` does once `error-limit` consecutive traffic errors were observed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum OnError {
-    /// Only check again at `fastinter` at the latest.
-    FastInter,
-    /// Count one failed check (HAProxy's default).
-    #[default]
-    FailCheck,
-    /// Leave one check before down: the next failure marks the server down.
-    SuddenDeath,
-    /// Mark the server down at once.
-    MarkDown,
-}
+pub use crate::model::server::{InitState, OnError};
 
 /// The health-check settings of one server, keywords already resolved.
 #[derive(Clone, Debug)]

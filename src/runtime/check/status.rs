@@ -1,24 +1,7 @@
 //! Check statuses and the "reason: ..., info: ..., check duration: ..." text HAProxy appends
 //! to every state-change message.
 
-/// One check's verdict, named as HAProxy names them (`L4OK`, `L7RSP`, ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CheckStatus {
-    /// Simulated failure from traffic observation (`observe` + `on-error`).
-    Hana,
-    SockErr,
-    L4Ok,
-    L4Tout,
-    L4Con,
-    L6Ok,
-    L6Tout,
-    L6Rsp,
-    L7Tout,
-    L7Rsp,
-    L7Ok,
-    L7OkC,
-    L7Sts,
-}
+pub use crate::model::tcp_check::CheckStatus;
 
 impl CheckStatus {
     /// The long description HAProxy prints after "reason: ".
@@ -48,24 +31,6 @@ impl CheckStatus {
     /// Statuses past HAProxy's L57DATA mark carry a ", code: N" part.
     fn has_code(self) -> bool {
         matches!(self, CheckStatus::L7Ok | CheckStatus::L7OkC | CheckStatus::L7Sts)
-    }
-
-    /// Parses the names `ok-status`, `error-status` and `tout-status` accept.
-    pub fn from_name(name: &str) -> Option<CheckStatus> {
-        Some(match name {
-            "L4OK" => CheckStatus::L4Ok,
-            "L4TOUT" => CheckStatus::L4Tout,
-            "L4CON" => CheckStatus::L4Con,
-            "L6OK" => CheckStatus::L6Ok,
-            "L6TOUT" => CheckStatus::L6Tout,
-            "L6RSP" => CheckStatus::L6Rsp,
-            "L7TOUT" => CheckStatus::L7Tout,
-            "L7RSP" => CheckStatus::L7Rsp,
-            "L7OK" => CheckStatus::L7Ok,
-            "L7OKC" => CheckStatus::L7OkC,
-            "L7STS" => CheckStatus::L7Sts,
-            _ => return None,
-        })
     }
 }
 

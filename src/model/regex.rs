@@ -25,7 +25,7 @@ enum Node {
     Repeat { node: Box<Node>, min: u32, max: Option<u32> },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Inst {
     Set(Box<[bool; 256]>),
     Start,
@@ -37,7 +37,7 @@ enum Inst {
 }
 
 /// A compiled pattern.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Regex {
     prog: Vec<Inst>,
 }
