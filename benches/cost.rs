@@ -932,7 +932,9 @@ fn main() {
             println!("- {n}");
         }
     }
-    if notes.len() == settings_notes {
+    // A refused configuration is a state of hapx, not a problem of the run.
+    let refusals = notes.iter().filter(|n| n.contains("refused the configuration")).count();
+    if notes.len() == settings_notes + refusals {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
         eprintln!("configurations and logs kept in {}", dir.display());
