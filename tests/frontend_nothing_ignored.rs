@@ -39,6 +39,8 @@ const TYPED_GLOBAL: &[&str] = &[
     "unsetenv",
     "resetenv",
     "hard-stop-after",
+    "maxpipes",
+    "nosplice",
 ];
 
 /// Proxy keywords that src/model/proxy.rs stores in `Proxy` without an UNSUPPORTED note
@@ -77,6 +79,10 @@ const TYPED_PROXY: &[&str] = &[
     "option tcpka",
     "option clitcpka",
     "option srvtcpka",
+    "option splice-auto",
+    "option splice-request",
+    "option splice-response",
+    "retry-on",
     "balance",
     "default_backend",
     "use_backend",

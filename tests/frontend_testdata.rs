@@ -145,6 +145,10 @@ fn normalize_matches_oracle_sh() {
 }
 
 cases! {
+    invalid_retry_on_without_keyword: "invalid", "retry_on_without_keyword";
+    invalid_retry_on_unknown_keyword: "invalid", "retry_on_unknown_keyword";
+    invalid_retry_on_none_not_alone: "invalid", "retry_on_none_not_alone";
+    valid_retry_on_redispatch_interval_and_splice: "valid", "retry_on_redispatch_interval_and_splice";
     valid_backend_keyword_in_frontend_warns: "valid", "backend_keyword_in_frontend_warns";
     valid_backslash_escapes_unquoted: "valid", "backslash_escapes_unquoted";
     valid_balance_hash_exists_in_2_6: "valid", "balance_hash_exists_in_2_6";

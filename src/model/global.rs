@@ -76,6 +76,7 @@ const MAX_ARGS: &[(&str, usize)] = &[
     ("pidfile", 1),
     ("tune.bufsize", 1),
     ("ulimit-n", 1),
+    ("maxpipes", 1),
 ];
 
 /// Global keywords whose missing argument HAProxy reports, with its words.

@@ -748,7 +748,7 @@ impl Builder {
                     return out.alert_at(
                         stmt,
                         0,
-                        format!("'{kw}' needs at least one keyword to specify when to retry."),
+                        format!("'{kw}' needs at least one keyword to specify when to retry"),
                     );
                 }
                 let mut conn_failure = false;
@@ -756,12 +756,12 @@ impl Builder {
                     match *w {
                         "none" if words.len() == 1 => {}
                         "none" => {
-                            return out.alert_at(stmt, i + 1, format!("'{kw}' 'none' keyword only usable alone."));
+                            return out.alert_at(stmt, i + 1, format!("'{kw}' 'none' keyworld only usable alone"));
                         }
                         "conn-failure" | "all-retryable-errors" => conn_failure = true,
                         "empty-response" | "junk-response" | "response-timeout" | "0rtt-rejected" | "401" | "403"
                         | "404" | "408" | "421" | "425" | "429" | "500" | "501" | "502" | "503" | "504" => {}
-                        other => return out.alert_at(stmt, i + 1, format!("'{kw}': unknown keyword '{other}'.")),
+                        other => return out.alert_at(stmt, i + 1, format!("'{kw}': unknown keyword '{other}'")),
                     }
                 }
                 if let Some(p) = self.proxy_mut(r) {

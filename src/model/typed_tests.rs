@@ -108,3 +108,22 @@ fn bind_numbers_and_server_check_options_are_typed_at_their_lines() {
         "{alerts:?}"
     );
 }
+
+#[test]
+fn retry_on_and_redispatch_interval_are_typed() {
+    let l = load("    retry-on none\n    option redispatch 2\n    option splice-auto\n");
+    assert_eq!(said(&l), (vec![], vec![]));
+    let p = l
+        .config
+        .proxies
+        .first()
+        .map(|p| (p.retry_on_conn_failure, p.redispatch_interval, p.options.contains("redispatch")));
+    assert_eq!(p, Some((false, 2, true)));
+    let l = load("    retry-on empty-response conn-failure\n    option redispatch\n");
+    let p = l.config.proxies.first().map(|p| (p.retry_on_conn_failure, p.redispatch_interval));
+    assert_eq!(p, Some((true, -1)));
+    let l = load("    option redispatch 0\n");
+    assert_eq!(l.config.proxies.first().map(|p| p.options.contains("redispatch")), Some(false), "0 turns it off");
+    let l = load("    retry-on conn-failure bogus\n");
+    assert_eq!(said(&l).0, vec!["[t.cfg:3] 'retry-on': unknown keyword 'bogus'".to_string()]);
+}
