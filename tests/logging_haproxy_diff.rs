@@ -180,10 +180,7 @@ fn check_session(datagrams: &[String], pid: u32, level: Severity) -> SessionLog 
 
 #[test]
 fn tcplog_lines_and_headers_match_haproxy() {
-    if !haproxy_available() {
-        eprintln!("note: haproxy not installed, differential logging test skipped");
-        return;
-    }
+    assert!(haproxy_available(), "haproxy is required by this test (.ci/run installs it)");
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let log_port = udp.local_addr().unwrap().port();

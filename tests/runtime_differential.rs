@@ -78,10 +78,7 @@ fn run_sequence(port: u16, steps: &[Step]) -> Vec<String> {
 
 /// Runs `steps` against haproxy then hapx with the config from `cfg(port)`.
 fn compare(cfg: impl Fn(u16) -> String, steps: &[Step]) {
-    if !have("haproxy") {
-        eprintln!("note: haproxy not installed, differential test skipped");
-        return;
-    }
+    need("haproxy");
     let hp = free_port();
     let haproxy_seen = {
         let _p = start_haproxy(&cfg(hp), &[hp]);
@@ -158,10 +155,7 @@ fn tag_server_on(port: u16, tag: &'static str) -> Server {
 /// comes back on the same port: the order around both events is HAProxy's.
 #[test]
 fn weighted_roundrobin_around_a_server_down_and_up_like_haproxy() {
-    if !have("haproxy") {
-        eprintln!("note: haproxy not installed, differential test skipped");
-        return;
-    }
+    need("haproxy");
     let (a, c) = (tag_server("a\n"), tag_server("c\n"));
     let b_port = free_port();
     let run = |start: &dyn Fn(&str, &[u16]) -> Proc| {
@@ -228,10 +222,8 @@ fn from_source(src: &str, port: u16) -> String {
 
 #[test]
 fn source_hash_matches_haproxy_for_fixed_client_addresses() {
-    if !have("haproxy") || !have("python3") {
-        eprintln!("note: haproxy or python3 missing, skipped");
-        return;
-    }
+    need("haproxy");
+    need("python3");
     let srv = servers();
     let lines = server_lines(&srv, &[]);
     // Scattered and repeated addresses (consecutive ones would cycle like round-robin).
@@ -384,10 +376,7 @@ fn tcplog_run(start: impl Fn(&str, &[u16]) -> Proc, tag: &Server, silent: &Serve
 
 #[test]
 fn tcplog_lines_match_haproxy() {
-    if !have("haproxy") {
-        eprintln!("note: haproxy not installed, differential test skipped");
-        return;
-    }
+    need("haproxy");
     let tag = tag_server("hello\n");
     // Reads and answers nothing.
     let silent = tag_server("");

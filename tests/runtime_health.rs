@@ -3,7 +3,7 @@
 //! gets clients again under leastconn, and `on-marked-down shutdown-sessions` cuts the
 //! sessions of the broker that went down while the others keep theirs.
 //!
-//! Brokers are mosquitto processes (skipped with a note when not installed) and embedded
+//! Brokers are mosquitto processes (required: CI installs it) and embedded
 //! rumqttd brokers. rumqttd cannot be stopped in-process, so each sits behind a small TCP
 //! forwarder of this file that can be shut (listener closed, sessions cut) and reopened on the
 //! same port. Which broker got which client is read from the brokers' own records: mosquitto's
@@ -197,10 +197,7 @@ impl Broker for Mosquitto {
 }
 
 fn mosquittos(n: usize) -> Option<Vec<Mosquitto>> {
-    if !have("mosquitto") {
-        eprintln!("note: mosquitto not installed, mosquitto variant skipped");
-        return None;
-    }
+    need("mosquitto");
     Some((0..n).map(Mosquitto::start).collect())
 }
 

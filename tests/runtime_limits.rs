@@ -83,10 +83,7 @@ impl Drop for Blackhole {
 }
 
 fn blackhole() -> Option<Blackhole> {
-    if !have("python3") {
-        eprintln!("note: python3 missing, skipping the connect-timeout test");
-        return None;
-    }
+    need("python3");
     let mut child = Command::new("python3")
         .args([
             "-c",

@@ -14,10 +14,7 @@ use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
 
 /// Three mosquitto brokers on free ports, or None (with a note) when not installed.
 fn mosquittos(n: usize) -> Option<(Vec<Proc>, Vec<u16>)> {
-    if !have("mosquitto") {
-        eprintln!("note: mosquitto not installed, mosquitto variant skipped");
-        return None;
-    }
+    need("mosquitto");
     let mut procs = Vec::new();
     let mut ports = Vec::new();
     for i in 0..n {

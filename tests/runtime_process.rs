@@ -50,11 +50,8 @@ impl Target {
 fn targets() -> Vec<Target> {
     let under = std::env::var("HAPX_TEST_PROXY").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| HAPX.to_string());
     let mut v = vec![Target { name: "hapx", program: under }];
-    if have("haproxy") {
-        v.push(Target { name: "haproxy", program: "haproxy".to_string() });
-    } else {
-        eprintln!("note: haproxy not installed; checking hapx alone");
-    }
+    need("haproxy");
+    v.push(Target { name: "haproxy", program: "haproxy".to_string() });
     v
 }
 

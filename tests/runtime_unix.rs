@@ -8,7 +8,7 @@ use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
 use std::path::Path;
 use std::time::Duration;
 
-use common::{free_port, have, start_haproxy, start_hapx, temp_dir};
+use common::{free_port, need, start_haproxy, start_hapx, temp_dir};
 
 /// A UNIX echo-with-tag server: answers `tag:` then what it read, then closes.
 fn unix_server(path: &Path, tag: &'static str) {
@@ -67,9 +67,6 @@ fn unix_path_and_abstract_frontends_reach_a_unix_server() {
 
 #[test]
 fn haproxy_does_the_same_with_unix_sockets() {
-    if !have("haproxy") {
-        eprintln!("note: haproxy not installed; skipped");
-        return;
-    }
+    need("haproxy");
     run("haproxy");
 }

@@ -43,6 +43,12 @@ pub fn have(program: &str) -> bool {
 
 /// Whether something listens on 127.0.0.1:port, read from /proc/net/tcp so that the probe
 /// itself opens no connection (which would reach a server and skew the balancing).
+/// Fails the test when `program` is missing: CI installs it, so a missing tool is a broken
+/// setup, never a reason to pass.
+pub fn need(program: &str) {
+    assert!(have(program), "{program} is required by this test (.ci/run installs it)");
+}
+
 pub fn is_listening(port: u16) -> bool {
     let want = format!("0100007F:{port:04X}");
     let any = format!("00000000:{port:04X}");
