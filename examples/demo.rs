@@ -2,9 +2,12 @@
 //!
 //! Three embedded MQTT brokers (rumqttd), hapx in front of them with the classic
 //! "HAProxy in front of an MQTT cluster" config (three servers, health checks), MQTT
-//! clients that connect, subscribe and publish through hapx. Then one broker dies: hapx
-//! marks it DOWN (HAProxy's words on stderr), its clients reconnect to the others; the
-//! broker comes back and is marked UP.
+//! clients that connect, subscribe and publish through hapx. Then one broker dies: its
+//! clients reconnect at once and, with `option redispatch`, a connection refused by the dead
+//! broker is retried on another one before any health check has noticed (without it, hapx
+//! does what HAProxy does: it retries the same server after a one-second turn-around, and a
+//! client fails once `retries` run out); hapx then marks the broker DOWN (HAProxy's words on
+//! stderr); the broker comes back and is marked UP.
 //!
 //! Run: `cargo run --release --example demo`
 use std::collections::HashMap;
@@ -163,7 +166,7 @@ fn main() {
     let plugs: Vec<Plug> = plugs_ports.iter().zip(&brokers).map(|(&p, &b)| Plug::start(p, b)).collect();
     let front = free_port();
     let config = format!(
-        "global\n    maxconn 256\ndefaults\n    mode http\n    timeout connect 5000ms\n    timeout client 50000ms\n    timeout server 50000ms\nlisten mqtt\n    bind 127.0.0.1:{front}\n    mode tcp\n    option tcplog\n    balance leastconn\n{}",
+        "global\n    maxconn 256\ndefaults\n    mode http\n    timeout connect 5000ms\n    timeout client 50000ms\n    timeout server 50000ms\nlisten mqtt\n    bind 127.0.0.1:{front}\n    mode tcp\n    option tcplog\n    option redispatch\n    balance leastconn\n{}",
         plugs_ports
             .iter()
             .enumerate()
