@@ -189,7 +189,46 @@ pub struct Proxy {
     pub refs: DefaultsRefs,
 }
 
+/// The options the runtime acts on, typed once the proxy is read (the names in `options`
+/// were checked against the grammar when their lines were read).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxyOptions {
+    pub tcplog: bool,
+    pub dontlognull: bool,
+    pub log_separate_errors: bool,
+    pub log_health_checks: bool,
+    pub allbackups: bool,
+    /// `option redispatch [N]`: the interval, None when off.
+    pub redispatch: Option<i32>,
+    pub tcp_check: bool,
+    /// `option tcpka` or `clitcpka`, and `tcpka` or `srvtcpka`.
+    pub client_keepalive: bool,
+    pub server_keepalive: bool,
+    pub splice_auto: bool,
+    pub splice_request: bool,
+    pub splice_response: bool,
+}
+
 impl Proxy {
+    /// The options the runtime acts on.
+    pub fn typed_options(&self) -> ProxyOptions {
+        let on = |name: &str| self.options.contains(name);
+        ProxyOptions {
+            tcplog: on("tcplog"),
+            dontlognull: on("dontlognull"),
+            log_separate_errors: on("log-separate-errors"),
+            log_health_checks: on("log-health-checks"),
+            allbackups: on("allbackups"),
+            redispatch: on("redispatch").then_some(self.redispatch_interval),
+            tcp_check: on("tcp-check"),
+            client_keepalive: on("tcpka") || on("clitcpka"),
+            server_keepalive: on("tcpka") || on("srvtcpka"),
+            splice_auto: on("splice-auto"),
+            splice_request: on("splice-request"),
+            splice_response: on("splice-response"),
+        }
+    }
+
     fn new(kind: ProxyKind, name: &str, span: Span) -> Proxy {
         Proxy {
             kind,

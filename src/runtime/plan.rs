@@ -96,11 +96,8 @@ pub struct SpliceOpts {
 
 impl SpliceOpts {
     fn of(p: &Proxy) -> SpliceOpts {
-        SpliceOpts {
-            auto: p.options.contains("splice-auto"),
-            request: p.options.contains("splice-request"),
-            response: p.options.contains("splice-response"),
-        }
+        let o = p.typed_options();
+        SpliceOpts { auto: o.splice_auto, request: o.splice_request, response: o.splice_response }
     }
 
     /// How each direction (request, response) splices when a frontend and a backend meet;
@@ -230,7 +227,7 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, StartError> {
             ..ServerState::new(index, &p.name, &s.name, addr)
         }));
     }
-    let spec = Balance { allbackups: p.options.contains("allbackups"), ..p.balance.clone() };
+    let spec = Balance { allbackups: p.typed_options().allbackups, ..p.balance.clone() };
     // Built once here so that what cannot run is refused before anything starts.
     balance::build(&spec).map_err(|e| backend_error(p, e.to_string()))?;
     Ok(BackendState {
@@ -272,10 +269,10 @@ pub fn build(config: &Config) -> Result<Plan, StartError> {
             retry: crate::runtime::session::RetryPolicy {
                 retries: p.retries.unwrap_or(3),
                 on_conn_failure: p.retry_on_conn_failure,
-                redispatch: p.options.contains("redispatch").then_some(p.redispatch_interval),
+                redispatch: p.typed_options().redispatch,
                 connect_timeout: ms(t.connect),
             },
-            server_keepalive: p.options.contains("tcpka") || p.options.contains("srvtcpka"),
+            server_keepalive: p.typed_options().server_keepalive,
             splice: SpliceOpts::of(p),
             timeouts: Timeouts {
                 client: ms(t.client),
@@ -323,7 +320,7 @@ pub fn build(config: &Config) -> Result<Plan, StartError> {
             maxconn: p.maxconn.unwrap_or(0),
             backend: target.and_then(|n| backend_index.get(&n).copied()),
             client_timeout: ms(p.timeouts.client),
-            client_keepalive: p.options.contains("tcpka") || p.options.contains("clitcpka"),
+            client_keepalive: p.typed_options().client_keepalive,
             client_fin_timeout: ms(p.timeouts.client_fin),
             splice: SpliceOpts::of(p),
             log: super::traffic::frontend_log(config, p)?,
@@ -360,10 +357,10 @@ fn check_plans(p: &Proxy, backend: usize, state: &BackendState) -> Vec<CheckPlan
         c.fall = params.fall;
         c.timeout = ms(p.timeouts.check);
         c.connect_timeout = ms(p.timeouts.connect);
-        c.tcp_check = p.options.contains("tcp-check");
+        c.tcp_check = p.typed_options().tcp_check;
         c.rules = p.tcp_check.clone();
         c.init_state = params.init_state;
-        c.log_health_checks = p.options.contains("log-health-checks");
+        c.log_health_checks = p.typed_options().log_health_checks;
         c.listen = p.kind == crate::model::ProxyKind::Listen;
         c.on_marked_down_shutdown_sessions = params.shutdown_on_down;
         c.on_marked_up_shutdown_backup_sessions = params.shutdown_backup_on_up;

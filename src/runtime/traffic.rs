@@ -42,7 +42,8 @@ pub fn frontend_log(config: &Config, p: &Proxy) -> Result<Option<Arc<FrontendLog
     if targets.is_empty() {
         return Ok(None);
     }
-    let layout = match (&p.log_format, p.options.contains("tcplog")) {
+    let opts = p.typed_options();
+    let layout = match (&p.log_format, opts.tcplog) {
         // A format hapx cannot compile was reported unsupported by the model.
         (Some(f), _) => Layout::Custom(f.compiled.clone().map_err(|e| super::error::StartError::Log {
             proxy: p.name.clone(),
@@ -54,8 +55,8 @@ pub fn frontend_log(config: &Config, p: &Proxy) -> Result<Option<Arc<FrontendLog
     Ok(Some(Arc::new(FrontendLog {
         logger: Logger::new(targets, HeaderMeta::for_process(&program_name())),
         layout,
-        dontlognull: p.options.contains("dontlognull"),
-        separate_errors: p.options.contains("log-separate-errors"),
+        dontlognull: opts.dontlognull,
+        separate_errors: opts.log_separate_errors,
     })))
 }
 
