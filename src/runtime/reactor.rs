@@ -155,6 +155,17 @@ fn token(slot: usize, side: Side) -> Token {
     Token(SESSION_BASE + slot * 2 + usize::from(side == Side::Server))
 }
 
+/// What a pick may read about a session.
+fn pick_ctx(s: &Session, avoid: Option<usize>) -> PickCtx {
+    PickCtx {
+        src: Some(s.client_addr.ip()),
+        src_port: Some(s.client_addr.port()),
+        dst: s.local.map(|a| a.ip()),
+        dst_port: s.local.map(|a| a.port()),
+        avoid,
+    }
+}
+
 fn ms_since(t: Option<Instant>, from: Instant) -> i64 {
     t.map_or(-1, |t| t.saturating_duration_since(from).as_millis() as i64)
 }
@@ -482,13 +493,7 @@ impl Worker {
         let Some(s) = self.sessions.get(slot).and_then(Option::as_ref) else { return Next::Wait };
         let Some(bi) = s.backend else { return Next::Close(Term::new(Cause::ServerAbort, Stage::Connect)) };
         let Some(backend) = shared.plan.backends.get(bi) else { return Next::Wait };
-        let ctx = PickCtx {
-            src: Some(s.client_addr.ip()),
-            src_port: Some(s.client_addr.port()),
-            dst: s.local.map(|a| a.ip()),
-            dst_port: s.local.map(|a| a.port()),
-            avoid: s.avoid,
-        };
+        let ctx = pick_ctx(s, s.avoid);
         let Some(balancer) = self.balancers.get_mut(bi) else { return Next::Wait };
         let pick = balance::choose(balancer.as_mut(), &backend.servers, &ctx);
         let server = match pick {
@@ -818,15 +823,15 @@ impl Worker {
         }
         // HAProxy logs the server's sessions once this one has left it.
         let released = s.release_server();
-        let srv_conn = released.as_ref().map_or(0, |srv| srv.cur.load(Ordering::Acquire));
         let plan = &self.shared.plan;
-        let beconn = s
-            .backend
-            .and_then(|b| plan.backends.get(b))
-            .map_or(0, |b| b.servers.iter().map(|x| x.cur.load(Ordering::Relaxed)).sum::<u32>());
-        let (bytes_to_client, bytes_from_client) = s.bytes();
         let fe = plan.frontends.get(s.frontend);
         if let Some((fe, log)) = fe.and_then(|f| f.log.as_ref().map(|l| (f, l))) {
+            let srv_conn = released.as_ref().map_or(0, |srv| srv.cur.load(Ordering::Acquire));
+            let beconn = s
+                .backend
+                .and_then(|b| plan.backends.get(b))
+                .map_or(0, |b| b.servers.iter().map(|x| x.cur.load(Ordering::Relaxed)).sum::<u32>());
+            let (bytes_to_client, bytes_from_client) = s.bytes();
             let end = SessionEnd {
                 client: s.client_addr,
                 accept_time: s.accept_time,
@@ -861,7 +866,8 @@ impl Worker {
         if std::mem::take(&mut self.at_limit) {
             self.accept_all();
         }
-        if self.shared.limited.swap(false, Ordering::AcqRel) {
+        // Read first: a swap on every close would bounce the line between threads.
+        if self.shared.limited.load(Ordering::Relaxed) && self.shared.limited.swap(false, Ordering::AcqRel) {
             self.shared.wake_all();
         }
     }
@@ -919,13 +925,7 @@ impl Worker {
                 }
                 continue;
             };
-            let ctx = PickCtx {
-                src: Some(s.client_addr.ip()),
-                src_port: Some(s.client_addr.port()),
-                dst: s.local.map(|a| a.ip()),
-                dst_port: s.local.map(|a| a.port()),
-                avoid: None,
-            };
+            let ctx = pick_ctx(s, None);
             let Some(balancer) = self.balancers.get_mut(bi) else { return };
             let Pick::Server(i) = balance::choose(balancer.as_mut(), &backend.servers, &ctx) else { return };
             let Some(srv) = backend.servers.get(i).cloned() else { return };
