@@ -120,13 +120,15 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
         paused: AtomicBool::new(false),
         kills: std::sync::Mutex::new(Vec::new()),
         kill_epoch: std::sync::atomic::AtomicU64::new(0),
-        wakers: std::sync::Mutex::new(Vec::new()),
+        wakers: std::sync::OnceLock::new(),
+        loads: (0..nbthread).map(|_| AtomicU32::new(0)).collect(),
+        inboxes: (0..nbthread).map(|_| std::sync::Mutex::new(Vec::new())).collect(),
         limited: AtomicBool::new(false),
         checker: std::sync::OnceLock::new(),
     });
     let mut workers = Vec::new();
-    for _ in 0..nbthread {
-        workers.push(reactor::Worker::new(shared.clone())?);
+    for id in 0..nbthread {
+        workers.push(reactor::Worker::new(shared.clone(), id)?);
     }
     Ok(Prepared { shared, workers })
 }
@@ -141,9 +143,8 @@ impl Prepared {
     pub fn launch(self) -> Result<Running, StartError> {
         let addrs = self.addrs();
         let wakers: Vec<Arc<mio::Waker>> = self.workers.iter().map(|w| w.waker()).collect();
-        if let Ok(mut w) = self.shared.wakers.lock() {
-            *w = wakers.clone();
-        }
+        // Set once, here, before any thread runs.
+        let _ = self.shared.wakers.set(wakers.clone());
         if let Some(checker) = spawn_checks(&self.shared) {
             // Set once, here; the thread stops when the shared state goes away.
             let _ = self.shared.checker.set(checker);

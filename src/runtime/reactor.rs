@@ -49,7 +49,14 @@ pub struct Shared {
     pub kill_epoch: std::sync::atomic::AtomicU64,
     /// Every thread's waker, to have them act on a kill request, a freed server slot or a
     /// stop request at once.
-    pub wakers: std::sync::Mutex<Vec<Arc<Waker>>>,
+    pub wakers: std::sync::OnceLock<Vec<Arc<Waker>>>,
+    /// Per thread: the sessions it holds, and those handed to it not yet started. A thread
+    /// that accepts gives the connection to the least loaded thread, as HAProxy's listeners
+    /// do, so that a few heavy flows do not share one thread while others idle (the
+    /// kernel's SO_REUSEPORT hash does not look at load).
+    pub loads: Vec<AtomicU32>,
+    /// Per thread: connections other threads accepted for it.
+    pub inboxes: Vec<std::sync::Mutex<Vec<Accepted>>>,
     /// Some thread stopped accepting at a maxconn limit: the next close wakes them all.
     pub limited: AtomicBool,
     /// The health checker, told about real traffic errors (`observe layer4`).
@@ -76,12 +83,33 @@ impl Shared {
 
     /// Wakes every event loop thread.
     pub fn wake_all(&self) {
-        if let Ok(w) = self.wakers.lock() {
+        if let Some(w) = self.wakers.get() {
             w.iter().for_each(|w| {
                 let _ = w.wake();
             });
         }
     }
+
+    /// The thread with the fewest sessions, `me` on a tie.
+    fn least_loaded(&self, me: usize) -> usize {
+        let load = |i: usize| self.loads.get(i).map_or(u32::MAX, |l| l.load(Ordering::Relaxed));
+        let mut best = (load(me), me);
+        for i in 0..self.loads.len() {
+            if load(i) < best.0 {
+                best = (load(i), i);
+            }
+        }
+        best.1
+    }
+}
+
+/// A connection accepted and counted (actconn, feconn, bindconn, the target's load), on its
+/// way to the thread that will serve it.
+pub struct Accepted {
+    conn: Conn,
+    addr: SocketAddr,
+    frontend: usize,
+    bind: usize,
 }
 
 /// What a finished session reports, for logs and stats.
@@ -126,6 +154,8 @@ struct ListenerSlot {
 
 pub struct Worker {
     shared: Arc<Shared>,
+    /// This thread's position among the event loops.
+    id: usize,
     poll: Poll,
     waker: Arc<Waker>,
     listeners: Vec<ListenerSlot>,
@@ -192,7 +222,7 @@ impl Event {
 
 impl Worker {
     /// Binds this thread's listeners (SO_REUSEPORT lets every thread bind the same address).
-    pub fn new(shared: Arc<Shared>) -> io::Result<Worker> {
+    pub fn new(shared: Arc<Shared>, id: usize) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut listeners = Vec::new();
@@ -236,6 +266,7 @@ impl Worker {
         let pipes = PipePool::new(shared.plan.maxpipes_per_thread());
         Ok(Worker {
             shared,
+            id,
             poll,
             waker,
             listeners,
@@ -293,7 +324,8 @@ impl Worker {
             }
             let paused = self.shared.paused.load(Ordering::Acquire);
             self.set_accepting(!paused)?;
-            if stopping && self.listeners.is_empty() && self.live_sessions() == 0 {
+            let load = self.shared.loads.get(self.id).map_or(0, |l| l.load(Ordering::Acquire));
+            if stopping && self.listeners.is_empty() && self.live_sessions() == 0 && load == 0 {
                 return Ok(());
             }
             let mut timeout = if self.again.is_empty() {
@@ -313,9 +345,10 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {
+                        // A thread stopped at a limit retries accepting at every turn.
+                        self.take_inbox();
                         self.apply_kills();
                         self.serve_queues();
-                        self.accept_all();
                     }
                     Token(t) if t >= SESSION_BASE => {
                         let side = if (t - SESSION_BASE) % 2 == 1 { Side::Server } else { Side::Client };
@@ -390,9 +423,9 @@ impl Worker {
                 return;
             }
             match l.socket.accept() {
-                Ok((stream, addr)) => {
+                Ok((conn, addr)) => {
                     let addr = addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-                    self.start_session(stream, addr, frontend, bind)
+                    self.dispatch(Accepted { conn, addr, frontend, bind });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -401,6 +434,78 @@ impl Worker {
                     return;
                 }
             }
+        }
+    }
+
+    /// Counts an accepted connection against the limits at once (so no other thread can
+    /// exceed them meanwhile), then serves it here or hands it to a less loaded thread.
+    fn dispatch(&mut self, a: Accepted) {
+        self.count_session(a.frontend, a.bind, true);
+        // A stopping process keeps what it accepts: the other threads may be leaving.
+        let target =
+            if self.shared.soft_stop.load(Ordering::Relaxed) { self.id } else { self.shared.least_loaded(self.id) };
+        if let Some(load) = self.shared.loads.get(target) {
+            load.fetch_add(1, Ordering::AcqRel);
+        }
+        if target == self.id {
+            return self.start_session(a);
+        }
+        let queued = match self.shared.inboxes.get(target).map(|q| q.lock()) {
+            Some(Ok(mut q)) => {
+                q.push(a);
+                None
+            }
+            _ => Some(a),
+        };
+        match queued {
+            None => {
+                if let Some(w) = self.shared.wakers.get().and_then(|w| w.get(target)) {
+                    let _ = w.wake();
+                }
+            }
+            // The target's inbox is unusable (a thread panicked): serve it here.
+            Some(a) => {
+                self.move_load(target, self.id);
+                self.start_session(a)
+            }
+        }
+    }
+
+    fn move_load(&self, from: usize, to: usize) {
+        if let Some(l) = self.shared.loads.get(from) {
+            l.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(l) = self.shared.loads.get(to) {
+            l.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Starts the sessions other threads handed to this one.
+    fn take_inbox(&mut self) {
+        let handed = match self.shared.inboxes.get(self.id).map(|q| q.lock()) {
+            Some(Ok(mut q)) => std::mem::take(&mut *q),
+            _ => return,
+        };
+        for a in handed {
+            self.start_session(a);
+        }
+    }
+
+    /// Adds (or removes) one session to the process, frontend and bind counts.
+    fn count_session(&self, frontend: usize, bind: usize, add: bool) {
+        let apply = |c: &AtomicU32| {
+            if add {
+                c.fetch_add(1, Ordering::AcqRel)
+            } else {
+                c.fetch_sub(1, Ordering::AcqRel)
+            }
+        };
+        apply(&self.shared.actconn);
+        if let Some(c) = self.shared.feconn.get(frontend) {
+            apply(c);
+        }
+        if let Some(c) = self.shared.bindconn.get(bind) {
+            apply(c);
         }
     }
 
@@ -418,7 +523,10 @@ impl Worker {
         self.sessions.get_mut(slot).and_then(Option::as_mut)
     }
 
-    fn start_session(&mut self, mut client: Conn, addr: SocketAddr, frontend: usize, bind: usize) {
+    /// Serves an accepted connection on this thread (already counted, this thread's load
+    /// included).
+    fn start_session(&mut self, a: Accepted) {
+        let Accepted { conn: mut client, addr, frontend, bind } = a;
         let slot = self.alloc_slot();
         if self
             .poll
@@ -427,19 +535,16 @@ impl Worker {
             .is_err()
         {
             self.free.push(slot);
+            self.count_session(frontend, bind, false);
+            if let Some(l) = self.shared.loads.get(self.id) {
+                l.fetch_sub(1, Ordering::AcqRel);
+            }
             return;
         }
         client.set_nodelay();
         let fe = self.shared.plan.frontends.get(frontend);
         if fe.is_some_and(|f| f.client_keepalive) {
             let _ = sys::set_keepalive(&client);
-        }
-        self.shared.actconn.fetch_add(1, Ordering::AcqRel);
-        if let Some(c) = self.shared.feconn.get(frontend) {
-            c.fetch_add(1, Ordering::AcqRel);
-        }
-        if let Some(c) = self.shared.bindconn.get(bind) {
-            c.fetch_add(1, Ordering::AcqRel);
         }
         let gen = self.next_gen;
         self.next_gen += 1;
@@ -815,6 +920,9 @@ impl Worker {
             if let Some(b) = self.shared.plan.backends.get(bi) {
                 b.queued.fetch_sub(1, Ordering::AcqRel);
             }
+        }
+        if let Some(l) = self.shared.loads.get(self.id) {
+            l.fetch_sub(1, Ordering::AcqRel);
         }
         let actconn = self.shared.actconn.fetch_sub(1, Ordering::AcqRel);
         let feconn = self.shared.feconn.get(s.frontend).map_or(0, |c| c.fetch_sub(1, Ordering::AcqRel));

@@ -516,13 +516,22 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
 }
 
+/// The unit of /proc/PID/stat's CPU times (`getconf CLK_TCK`; 100 if it cannot be read).
+pub fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .filter(|&hz| hz > 0.0)
+        .unwrap_or(100.0)
+}
+
 /// The share of one core (in percent) that each process of `pids` used over the same
 /// `window`: CPU ticks spent divided by the ticks of wall time elapsed. A measurement of load,
 /// not a duration.
 pub fn cpu_percent(pids: &[u32], window: Duration) -> Vec<f64> {
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    let hz = clock_ticks_per_second();
     let (t0, c0) = (Instant::now(), pids.iter().map(|&p| cpu_ticks(p)).collect::<Vec<_>>());
     thread::sleep(window);
     let (t1, c1) = (Instant::now(), pids.iter().map(|&p| cpu_ticks(p)).collect::<Vec<_>>());
@@ -532,14 +541,10 @@ pub fn cpu_percent(pids: &[u32], window: Duration) -> Vec<f64> {
 
 /// Raises this process's soft open-files limit to its hard limit; returns the new limit.
 pub fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit read and write the struct passed by pointer, nothing else.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0, "getrlimit");
-        lim.rlim_cur = lim.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
-    }
-    lim.rlim_cur
+    // The crate's own wrappers: `unsafe` lives in src/runtime/sys.rs only.
+    let (_, hard) = hapx::runtime::sys::nofile_limit().expect("getrlimit");
+    hapx::runtime::sys::set_nofile_limit(hard).expect("setrlimit");
+    hapx::runtime::sys::nofile_limit().expect("getrlimit").0
 }
 
 /// A command that runs `program args...` under `sh` with the open-files limit set to `nofile`
