@@ -7,6 +7,8 @@ use std::io;
 pub enum StartError {
     /// A frontend address that cannot be bound (unresolved name, no port, inherited socket).
     Frontend { frontend: String, what: String },
+    /// A listening socket that cannot be bound (address in use, no permission...).
+    Bind { frontend: String, addr: String, source: io::Error },
     /// A backend the runtime cannot run (its mode, its balance algorithm).
     Backend { backend: String, what: String },
     /// A server the runtime cannot reach (no address, no fixed port, an unusable source).
@@ -23,6 +25,9 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Frontend { frontend, what } => write!(f, "frontend '{frontend}': {what}"),
+            StartError::Bind { frontend, addr, source } => {
+                write!(f, "Starting frontend {frontend}: cannot bind socket [{addr}]: {source}")
+            }
             StartError::Backend { backend, what } => write!(f, "backend '{backend}': {what}"),
             StartError::Server { backend, server, what } => write!(f, "server {backend}/{server}: {what}"),
             StartError::Log { proxy, what } => write!(f, "proxy '{proxy}': {what}"),
@@ -37,7 +42,9 @@ impl fmt::Display for StartError {
 impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            StartError::Limits { source, .. } | StartError::Io(source) => Some(source),
+            StartError::Limits { source, .. } | StartError::Bind { source, .. } | StartError::Io(source) => {
+                Some(source)
+            }
             _ => None,
         }
     }
@@ -61,5 +68,11 @@ mod tests {
         assert_eq!(e.to_string(), "backend 'mqtt': only mode tcp runs yet");
         let e = StartError::Limits { limit: 10, source: io::Error::from_raw_os_error(1) };
         assert!(e.to_string().starts_with("cannot set the file descriptor limit to 10: "));
+        let e = StartError::Bind {
+            frontend: "mqtt".into(),
+            addr: "127.0.0.1:1883".into(),
+            source: io::Error::from(io::ErrorKind::AddrInUse),
+        };
+        assert!(e.to_string().starts_with("Starting frontend mqtt: cannot bind socket [127.0.0.1:1883]: "));
     }
 }

@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::balance::{self, Balancer, LbKind, Pick, PickCtx};
 use super::conn::{Conn, Listener};
+use super::error::StartError;
 use super::plan::BindAddr;
 use super::plan::{Plan, SpliceOpts};
 use super::session::{Cause, Farm, Next, Session, Stage, State, Term};
@@ -222,7 +223,7 @@ impl Event {
 
 impl Worker {
     /// Binds this thread's listeners (SO_REUSEPORT lets every thread bind the same address).
-    pub fn new(shared: Arc<Shared>, id: usize) -> io::Result<Worker> {
+    pub fn new(shared: Arc<Shared>, id: usize) -> Result<Worker, StartError> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut listeners = Vec::new();
@@ -236,11 +237,10 @@ impl Worker {
                     BindAddr::Unix(path) => Listener::bind_unix(path),
                     BindAddr::Abstract(name) => Listener::bind_abstract(name),
                 };
-                let mut socket = bound.map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("Starting frontend {}: cannot bind socket [{}]: {e}", fe.name, b.addr),
-                    )
+                let mut socket = bound.map_err(|source| StartError::Bind {
+                    frontend: fe.name.clone(),
+                    addr: b.addr.to_string(),
+                    source,
                 })?;
                 let tok = Token(listeners.len() + 1);
                 poll.registry().register(&mut socket, tok, Interest::READABLE)?;
@@ -259,8 +259,11 @@ impl Worker {
             .plan
             .backends
             .iter()
-            .map(|b| balance::build(&b.balance).map_err(|e| io::Error::other(format!("backend '{}': {e}", b.name))))
-            .collect::<io::Result<Vec<_>>>()?;
+            .map(|b| {
+                balance::build(&b.balance)
+                    .map_err(|e| StartError::Backend { backend: b.name.clone(), what: e.to_string() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let queues = shared.plan.backends.iter().map(|_| VecDeque::new()).collect();
         let pool = BufPool::new(shared.plan.bufsize, 256);
         let pipes = PipePool::new(shared.plan.maxpipes_per_thread());

@@ -401,6 +401,34 @@ mod tests {
     }
 
     #[test]
+    fn choose_queues_when_the_actives_are_full_even_with_a_free_backup() {
+        // The config that used to spin: two actives at maxconn 1, one backup.
+        let servers = vec![server(0, 1, false, 1), server(1, 1, false, 1), server(2, 1, true, 0)];
+        let mut b = super::build(&Balance::default()).unwrap();
+        let ctx = PickCtx::default();
+        assert_eq!(choose(b.as_mut(), &servers, &ctx), Pick::Server(0));
+        servers[0].acquire();
+        assert_eq!(choose(b.as_mut(), &servers, &ctx), Pick::Server(1));
+        servers[1].acquire();
+        assert_eq!(choose(b.as_mut(), &servers, &ctx), Pick::Full, "a full farm queues; the backup waits");
+        servers[0].release();
+        assert_eq!(choose(b.as_mut(), &servers, &ctx), Pick::Server(0));
+    }
+
+    #[test]
+    fn choose_falls_back_to_backups_and_gives_up_when_nothing_is_eligible() {
+        let servers = vec![server(0, 1, false, 0), server(1, 1, true, 1)];
+        let mut b = super::build(&Balance::default()).unwrap();
+        let ctx = PickCtx::default();
+        down(&servers[0]);
+        assert_eq!(choose(b.as_mut(), &servers, &ctx), Pick::Server(1));
+        servers[1].acquire();
+        assert_eq!(choose(b.as_mut(), &servers, &ctx), Pick::Full, "the backup tier is full");
+        down(&servers[1]);
+        assert_eq!(choose(b.as_mut(), &servers, &ctx), Pick::NoServer);
+    }
+
+    #[test]
     fn load_bound_shares_slots_by_weight() {
         // 9 sessions open + 1 new, factor 150: 15 slots over weights 1+2 → shares 5 and 10.
         let servers = farm(&[1, 2]);
