@@ -145,6 +145,10 @@ fn normalize_matches_oracle_sh() {
 }
 
 cases! {
+    invalid_server_source_bad_port: "invalid", "server_source_bad_port";
+    invalid_server_source_unresolvable: "invalid", "server_source_unresolvable";
+    invalid_server_usesrc_port_offset: "invalid", "server_usesrc_port_offset";
+    valid_server_source_usesrc_and_interface: "valid", "server_source_usesrc_and_interface";
     invalid_retry_on_without_keyword: "invalid", "retry_on_without_keyword";
     invalid_retry_on_unknown_keyword: "invalid", "retry_on_unknown_keyword";
     invalid_retry_on_none_not_alone: "invalid", "retry_on_none_not_alone";

@@ -273,3 +273,24 @@ fn spliced_streams_are_echoed_exactly_with_their_tails() {
         assert_eq!(got, sum_of(&data), "{options}: the server got (length, checksum) {got:?}");
     }
 }
+
+/// `server ... source <addr>`: connections to the server leave from that address.
+#[test]
+fn server_source_address_is_the_one_the_server_sees() {
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = free_port();
+    let cfg = format!(
+        "{DEFAULTS}listen src\n    bind 127.0.0.1:{port}\n    server s1 127.0.0.1:{} source 127.0.0.7\n",
+        backend.local_addr().expect("addr").port()
+    );
+    let _hapx = start_hapx(&cfg, &[port]);
+    let mut c = connect(port, Duration::from_secs(5));
+    c.write_all(b"x").expect("write");
+    backend.set_nonblocking(true).expect("nonblocking");
+    let mut peer = None;
+    wait_until(Duration::from_secs(5), || {
+        peer = backend.accept().ok().map(|(_, a)| a);
+        peer.is_some()
+    });
+    assert_eq!(peer.map(|a| a.ip().to_string()), Some("127.0.0.7".to_string()));
+}

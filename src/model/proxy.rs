@@ -1178,7 +1178,24 @@ impl Builder {
                 return out.alert(located(format!("'{opt}' expects an argument.")));
             }
             let value = if nargs > 0 { stmt.word(i + 1) } else { "" };
-            if let Err(text) = params.apply(opt, value, &name) {
+            if opt == "source" {
+                // `source <addr> [usesrc <what>] [interface <name>]`: typed here, with 2.6's
+                // texts; the words it owns are skipped below.
+                match source_option(value, stmt, i + 2) {
+                    Ok((addr, extra, unsupported_parts)) => {
+                        params.source = addr;
+                        unsupported.extend(unsupported_parts);
+                        i += extra;
+                    }
+                    Err((text, unlocated)) => {
+                        out.alert(located(text));
+                        if let Some(text) = unlocated {
+                            out.alert(Diagnostic::alert("server", &stmt.span(), text).with_frame(Frame::Bare));
+                        }
+                        return;
+                    }
+                }
+            } else if let Err(text) = params.apply(opt, value, &name) {
                 return out.alert(located(text));
             }
             match opt {
@@ -1208,5 +1225,53 @@ impl Builder {
         } else {
             p.servers.push(Server { span: stmt.span(), name, addr, options, track, resolved: Vec::new(), params });
         }
+    }
+}
+
+/// A server's `source` option from `value` on, with the `usesrc` and `interface` words after
+/// it (from `next`): the typed address (None for a port range, which the runtime cannot
+/// bind), how many extra words it took, and what of it the runtime cannot do. Errors are
+/// 2.6's texts, to be framed by the server.
+#[allow(clippy::type_complexity)]
+fn source_option(
+    value: &str,
+    stmt: &Stmt,
+    next: usize,
+) -> Result<(Option<std::net::SocketAddr>, usize, Vec<String>), (String, Option<String>)> {
+    let addrs = address::parse_addr(value, AddrContext::Source)
+        .map_err(|e| (address::server_option_error_message("source", value, &e), None))?;
+    let mut unsupported = Vec::new();
+    let typed = addrs.first().and_then(|a| {
+        let ip = match a.host {
+            address::Host::Ip(ip) => Some(ip),
+            _ => a.resolved,
+        }?;
+        match a.ports {
+            address::PortSpec::One(port) => Some(std::net::SocketAddr::new(ip, port)),
+            address::PortSpec::None => Some(std::net::SocketAddr::new(ip, 0)),
+            _ => {
+                unsupported.push("source port range".to_string());
+                None
+            }
+        }
+    });
+    let mut extra = 0;
+    loop {
+        let (word, arg) = (stmt.word(next + extra), stmt.word(next + extra + 1));
+        match word {
+            "usesrc" => {
+                let transparent = matches!(arg, "client" | "clientip") || arg.starts_with("hdr_ip(");
+                if !transparent {
+                    if let Err(e) = address::parse_addr(arg, AddrContext::Usesrc) {
+                        let (first, second) = address::usesrc_error_messages(arg, &e);
+                        return Err((first, Some(second)));
+                    }
+                }
+                unsupported.push("source usesrc".to_string());
+            }
+            "interface" => unsupported.push("source interface".to_string()),
+            _ => return Ok((typed, extra, unsupported)),
+        }
+        extra += 2;
     }
 }

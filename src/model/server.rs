@@ -67,7 +67,8 @@ pub struct ServerParams {
     pub check_addr: Option<IpAddr>,
     pub slowstart_ms: u64,
     pub id: Option<u32>,
-    pub source: Option<String>,
+    /// `source`: the local address connections leave from (port 0: any).
+    pub source: Option<std::net::SocketAddr>,
     pub init_state: InitState,
     /// `on-marked-down shutdown-sessions`
     pub shutdown_on_down: bool,
@@ -177,7 +178,6 @@ impl ServerParams {
                 }
                 self.id = Some(uint(value));
             }
-            "source" => self.source = Some(value.to_string()),
             "init-state" => {
                 self.init_state = match value {
                     "up" => InitState::Up,

@@ -214,7 +214,7 @@ fn backend_state(p: &Proxy, fullconn: u32) -> Result<BackendState, StartError> {
         servers.push(Arc::new(ServerState {
             id: ids.get(index).copied().unwrap_or(index as u32 + 1),
             unix,
-            source: source_addr(p, s)?,
+            source: s.params.source,
             weight: params.weight,
             backup: params.backup,
             maxconn: params.maxconn,
@@ -386,23 +386,4 @@ fn fullconn(config: &Config, backend: &Proxy) -> u32 {
     });
     let sum: u64 = feeding.map(|f| u64::from(f.maxconn.unwrap_or(config.global.maxconn.unwrap_or(0)))).sum();
     u32::try_from(sum / 10).unwrap_or(u32::MAX)
-}
-
-/// A server's `source addr[:port]`, as a socket address (port 0: any).
-fn source_addr(p: &Proxy, s: &crate::model::Server) -> Result<Option<SocketAddr>, StartError> {
-    let Some(text) = &s.params.source else { return Ok(None) };
-    let bad = || server_error(p, s, format!("source '{text}' cannot be used yet"));
-    let addr =
-        crate::model::address::parse_addr(text, crate::model::address::AddrContext::Source).map_err(|_| bad())?;
-    let a = addr.first().ok_or_else(bad)?;
-    let ip = match a.host {
-        Host::Ip(ip) => ip,
-        _ => a.resolved.ok_or_else(bad)?,
-    };
-    let port = match a.ports {
-        PortSpec::One(port) => port,
-        PortSpec::None => 0,
-        _ => return Err(bad()),
-    };
-    Ok(Some(SocketAddr::new(ip, port)))
 }
