@@ -391,3 +391,58 @@ fn tcplog_lines_match_haproxy() {
         haproxy_lines.join("\n")
     );
 }
+
+/// The tcplog fields of a connection-error session, as each proxy logs them to stdout:
+/// (backend/server, Tc, termination state, retries).
+fn retry_log_fields(proxy: &str, cfg: &str, port: u16) -> Vec<String> {
+    let p = if proxy == "haproxy" { start_haproxy(cfg, &[port]) } else { start_hapx(cfg, &[port]) };
+    let mut c = connect(port, Duration::from_secs(5));
+    let _ = std::io::Write::write_all(&mut c, b"x");
+    let _ = read_to_end(&mut c);
+    drop(c);
+    let stdout = p.stderr_path.with_extension("stdout");
+    let mut line = String::new();
+    wait_until(Duration::from_secs(10), || {
+        line = std::fs::read_to_string(&stdout).unwrap_or_default().lines().next().unwrap_or("").to_string();
+        !line.is_empty()
+    });
+    // `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert!(f.len() >= 9, "{proxy}: no tcplog line: {line:?}");
+    let times: Vec<&str> = f[4].split('/').collect();
+    let conns: Vec<&str> = f[7].split('/').collect();
+    vec![f[3].to_string(), times[1].to_string(), f[6].to_string(), conns[4].to_string()]
+}
+
+/// A refused server retried `retries` times (with the turn-around between attempts), then
+/// given up with `SC`; and with `option redispatch`, the retry going to another server at
+/// once (`+1`): the log says the same as HAProxy's.
+#[test]
+fn connection_errors_log_termination_state_and_retries_like_haproxy() {
+    need("haproxy");
+    let live = tag_server("live\n");
+    let dead = free_port();
+    let base =
+        "global\n    log stdout format raw local0\ndefaults\n    mode tcp\n    log global\n    option tcplog\n    \
+                timeout connect 200ms\n    timeout client 1s\n    timeout server 1s\n";
+    let cases = [
+        format!("    retries 2\n    server dead 127.0.0.1:{dead}\n"),
+        format!(
+            "    retries 3\n    option redispatch\n    balance roundrobin\n    server dead 127.0.0.1:{dead}\n    \
+             server live 127.0.0.1:{}\n",
+            live.port
+        ),
+    ];
+    for body in cases {
+        let seen: Vec<Vec<String>> = ["haproxy", "hapx"]
+            .iter()
+            .map(|proxy| {
+                let port = free_port();
+                let cfg = format!("{base}listen l\n    bind 127.0.0.1:{port}\n{body}");
+                retry_log_fields(proxy, &cfg, port)
+            })
+            .collect();
+        eprintln!("haproxy {:?} / hapx {:?}", seen[0], seen[1]);
+        assert_eq!(seen[1], seen[0], "hapx (left) and haproxy (right) differ for:\n{body}");
+    }
+}
