@@ -376,10 +376,11 @@ pub fn parse_lines(lines: &[Vec<String>]) -> Result<Vec<TcpCheckRule>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn lines(text: &str) -> Vec<Vec<String>> {
+    /// Config text → the words of each `tcp-check` line (for tests here and in the runtime).
+    pub(crate) fn lines(text: &str) -> Vec<Vec<String>> {
         text.lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())

@@ -132,6 +132,28 @@ pub struct Pools<'a> {
     pub pipes: &'a mut PipePool,
 }
 
+/// What one write (or splice to `dst`) came to.
+enum Wrote {
+    Moved(usize),
+    /// Interrupted: try again.
+    Again,
+    /// The pump returns this: Idle when the socket is full, or the error.
+    Stop(Result<Flow, PumpError>),
+}
+
+fn wrote(result: io::Result<usize>, dst_ready: &mut Ready, side: Side) -> Wrote {
+    match result {
+        Ok(0) => Wrote::Stop(Err(PumpError { side, error: io::ErrorKind::WriteZero.into() })),
+        Ok(n) => Wrote::Moved(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            dst_ready.writable = false;
+            Wrote::Stop(Ok(Flow::Idle))
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Wrote::Again,
+        Err(e) => Wrote::Stop(Err(PumpError { side, error: e })),
+    }
+}
+
 /// The two sockets one pipe joins, with what is known of their readiness.
 pub struct Ends<'a> {
     pub src: &'a mut Conn,
@@ -199,18 +221,13 @@ impl Pipe {
                     if !dst_ready.writable {
                         return Ok(Flow::Idle);
                     }
-                    match dst.write(buf.data.get(buf.start..buf.end).unwrap_or(&[])) {
-                        Ok(0) => return Err(PumpError { side: sides.1, error: io::ErrorKind::WriteZero.into() }),
-                        Ok(n) => {
+                    match wrote(dst.write(buf.data.get(buf.start..buf.end).unwrap_or(&[])), dst_ready, sides.1) {
+                        Wrote::Moved(n) => {
                             buf.start += n;
                             self.last_write = Some(now);
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            dst_ready.writable = false;
-                            return Ok(Flow::Idle);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(PumpError { side: sides.1, error: e }),
+                        Wrote::Again => {}
+                        Wrote::Stop(result) => return result,
                     }
                 }
                 if let Some(buf) = self.buf.take() {
@@ -222,18 +239,13 @@ impl Pipe {
                     if !dst_ready.writable {
                         return Ok(Flow::Idle);
                     }
-                    match kernel.drain(dst, self.in_kernel) {
-                        Ok(0) => return Err(PumpError { side: sides.1, error: io::ErrorKind::WriteZero.into() }),
-                        Ok(n) => {
+                    match wrote(kernel.drain(dst, self.in_kernel), dst_ready, sides.1) {
+                        Wrote::Moved(n) => {
                             self.in_kernel = self.in_kernel.saturating_sub(n);
                             self.last_write = Some(now);
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            dst_ready.writable = false;
-                            return Ok(Flow::Idle);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(PumpError { side: sides.1, error: e }),
+                        Wrote::Again => {}
+                        Wrote::Stop(result) => return result,
                     }
                 }
             }

@@ -116,14 +116,7 @@ pub(crate) fn compile(rules: &[TcpCheckRule]) -> Vec<Step> {
 mod tests {
     use super::*;
     use crate::model::tcp_check::parse_lines as parse_tcp_check_rules;
-
-    fn lines(text: &str) -> Vec<Vec<String>> {
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(|l| l.split_whitespace().map(str::to_string).collect())
-            .collect()
-    }
+    use crate::model::tcp_check::tests::lines;
 
     #[test]
     fn step_ids_count_comments_and_implicit_connect_is_zero() {
