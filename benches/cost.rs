@@ -484,59 +484,6 @@ fn mqtt_paced(addr: SocketAddr, pid: u32, s: &Settings, topic: &str) -> Paced {
 // ---------------------------------------------------------------------------------------
 // 5. Idle connections
 
-/// Opens `n` MQTT connections through `addr` (CONNECT/CONNACK on each).
-fn open_idle(addr: SocketAddr, n: usize, error: &mut Option<String>) -> Vec<Packets> {
-    let threads = 4;
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let count = n / threads + usize::from(t < n % threads);
-            thread::spawn(move || -> (Vec<Packets>, Option<String>) {
-                let mut v = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let opened =
-                        tcp(addr).and_then(|mut s| s.write_all(&connect_packet(&client_id("idle"))).map(|_| s));
-                    match opened {
-                        Ok(s) => v.push(Packets::new(s, 16)),
-                        Err(e) => return (v, Some(format!("connect: {e}"))),
-                    }
-                }
-                (v, None)
-            })
-        })
-        .collect();
-    let mut conns = Vec::with_capacity(n);
-    for h in handles {
-        if let Ok((v, e)) = h.join() {
-            conns.extend(v);
-            *error = error.take().or(e);
-        }
-    }
-    answered(&mut conns, 2, "CONNACK", error);
-    conns
-}
-
-/// PINGREQ on each (returns how many answered), then DISCONNECT and a bounded wait for the
-/// broker's close.
-fn close_idle(mut conns: Vec<Packets>, error: &mut Option<String>) -> usize {
-    for p in conns.iter_mut() {
-        let _ = p.s.write_all(&PINGREQ);
-    }
-    let alive = answered(&mut conns, 13, "PINGRESP", error);
-    for p in conns.iter_mut() {
-        let _ = p.s.write_all(&DISCONNECT);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for p in conns.iter_mut() {
-        while Instant::now() < deadline {
-            match p.next() {
-                Ok(None) => {}
-                _ => break,
-            }
-        }
-    }
-    alive
-}
-
 // ---------------------------------------------------------------------------------------
 
 fn main() {
@@ -858,7 +805,8 @@ fn main() {
             let mut errors: [Option<String>; 2] = [None, None];
             for who in [HAPROXY, HAPX] {
                 if let Some(p) = alive(&mut pair, who, &mut notes) {
-                    held[who] = open_idle(p.addr, conns, &mut errors[who]);
+                    held[who] = open_mqtt_conns(p.addr, conns, &mut errors[who]);
+                    answered(&mut held[who], 2, "CONNACK", &mut errors[who]);
                 }
             }
             thread::sleep(Duration::from_millis(500));

@@ -222,54 +222,13 @@ fn idle_memory(proxy: &mut Proxy, n: usize) -> MemRun {
     thread::sleep(Duration::from_millis(300));
     let before_kb = proxy.proc.rss_kb().unwrap_or(0);
     let addr = proxy.addrs.mqtt;
-    let threads = 4;
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let count = n / threads + usize::from(t < n % threads);
-            thread::spawn(move || -> (Vec<Packets>, Option<String>) {
-                let mut v = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let opened =
-                        tcp(addr).and_then(|mut s| s.write_all(&connect_packet(&client_id("idle"))).map(|_| s));
-                    match opened {
-                        Ok(s) => v.push(Packets::new(s, 16)),
-                        Err(e) => return (v, Some(format!("connect: {e}"))),
-                    }
-                }
-                (v, None)
-            })
-        })
-        .collect();
-    let mut conns = Vec::with_capacity(n);
     let mut error = None;
-    for h in handles {
-        if let Ok((v, e)) = h.join() {
-            conns.extend(v);
-            error = error.or(e);
-        }
-    }
+    let mut conns = open_mqtt_conns(addr, n, &mut error);
     let opened = conns.len();
     let connacked = answered(&mut conns, 2, "CONNACK", &mut error);
     thread::sleep(Duration::from_secs(1));
     let after_kb = proxy.proc.rss_kb().unwrap_or(0);
-    for p in conns.iter_mut() {
-        let _ = p.s.write_all(&PINGREQ);
-    }
-    let alive = answered(&mut conns, 13, "PINGRESP", &mut error);
-    for p in conns.iter_mut() {
-        let _ = p.s.write_all(&DISCONNECT);
-    }
-    // Bounded: the broker closes after DISCONNECT; wait for each end of stream briefly.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for p in conns.iter_mut() {
-        while Instant::now() < deadline {
-            match p.next() {
-                Ok(None) => {}
-                _ => break,
-            }
-        }
-    }
-    drop(conns);
+    let alive = close_idle(conns, &mut error);
     let per_conn =
         if connacked > 0 { (after_kb.saturating_sub(before_kb) * 1024) as f64 / connacked as f64 } else { f64::NAN };
     MemRun { before_kb, after_kb, per_conn, opened, alive, error }

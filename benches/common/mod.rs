@@ -654,3 +654,56 @@ pub fn median(v: &[f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
+
+/// Opens `n` MQTT connections through `addr` from 4 threads, each sending CONNECT (the
+/// caller reads the CONNACKs with [`answered`]). The first error lands in `error`.
+pub fn open_mqtt_conns(addr: SocketAddr, n: usize, error: &mut Option<String>) -> Vec<Packets> {
+    let threads = 4;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let count = n / threads + usize::from(t < n % threads);
+            thread::spawn(move || -> (Vec<Packets>, Option<String>) {
+                let mut v = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let opened =
+                        tcp(addr).and_then(|mut s| s.write_all(&connect_packet(&client_id("idle"))).map(|_| s));
+                    match opened {
+                        Ok(s) => v.push(Packets::new(s, 16)),
+                        Err(e) => return (v, Some(format!("connect: {e}"))),
+                    }
+                }
+                (v, None)
+            })
+        })
+        .collect();
+    let mut conns = Vec::with_capacity(n);
+    for h in handles {
+        if let Ok((v, e)) = h.join() {
+            conns.extend(v);
+            *error = error.take().or(e);
+        }
+    }
+    conns
+}
+
+/// PINGREQ on each (returns how many answered), then DISCONNECT and a bounded wait for the
+/// broker's close.
+pub fn close_idle(mut conns: Vec<Packets>, error: &mut Option<String>) -> usize {
+    for p in conns.iter_mut() {
+        let _ = p.s.write_all(&PINGREQ);
+    }
+    let alive = answered(&mut conns, 13, "PINGRESP", error);
+    for p in conns.iter_mut() {
+        let _ = p.s.write_all(&DISCONNECT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for p in conns.iter_mut() {
+        while Instant::now() < deadline {
+            match p.next() {
+                Ok(None) => {}
+                _ => break,
+            }
+        }
+    }
+    alive
+}

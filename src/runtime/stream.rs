@@ -265,58 +265,45 @@ impl Pipe {
             if !src_ready.readable {
                 return Ok(Flow::Idle);
             }
-            if self.splicing(src, dst, pipes) {
+            let want;
+            let result = if self.splicing(src, dst, pipes) {
                 let Some(kernel) = self.kernel.as_ref() else { continue };
-                let want = PIPE_CHUNK.min(budget.max(1));
-                match kernel.fill(src, want) {
-                    Ok(0) => {
-                        self.src_eof = true;
-                        src_ready.readable = false;
+                want = PIPE_CHUNK.min(budget.max(1));
+                // The pipe is empty here: a short fill means the socket was drained.
+                kernel.fill(src, want)
+            } else {
+                let mut buf = pool.take();
+                want = buf.data.len().min(budget.max(1));
+                let r = src.read(buf.data.get_mut(..want).unwrap_or(&mut []));
+                match r {
+                    Ok(n) if n > 0 => {
+                        buf.end = n;
+                        self.buf = Some(buf);
+                        self.streak = if n == want { self.streak.saturating_add(1) } else { 0 };
                     }
-                    Ok(n) => {
-                        self.in_kernel = n;
-                        self.bytes += n as u64;
-                        self.last_read = Some(now);
-                        budget = budget.saturating_sub(n);
-                        // The pipe was empty: a short fill means the socket was drained.
-                        if n < want && !src_ready.read_closed {
-                            src_ready.readable = false;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => src_ready.readable = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(PumpError { side: sides.0, error: e }),
+                    _ => pool.give(buf),
                 }
-                continue;
-            }
-            let mut buf = pool.take();
-            let want = buf.data.len().min(budget.max(1));
-            match src.read(buf.data.get_mut(..want).unwrap_or(&mut [])) {
+                r
+            };
+            match result {
                 Ok(0) => {
-                    pool.give(buf);
                     self.src_eof = true;
                     src_ready.readable = false;
                 }
                 Ok(n) => {
-                    buf.end = n;
+                    if self.kernel.is_some() {
+                        self.in_kernel = n;
+                    }
                     self.bytes += n as u64;
                     self.last_read = Some(now);
                     budget = budget.saturating_sub(n);
-                    self.buf = Some(buf);
-                    self.streak = if n == want { self.streak.saturating_add(1) } else { 0 };
                     if n < want && !src_ready.read_closed {
                         src_ready.readable = false;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    pool.give(buf);
-                    src_ready.readable = false;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => pool.give(buf),
-                Err(e) => {
-                    pool.give(buf);
-                    return Err(PumpError { side: sides.0, error: e });
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => src_ready.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(PumpError { side: sides.0, error: e }),
             }
         }
     }
