@@ -360,8 +360,9 @@ impl Worker {
                     Token(t) => self.accept(t - 1),
                 }
             }
+            let now = Instant::now();
             for slot in std::mem::take(&mut self.again) {
-                self.pump(slot);
+                self.pump(slot, now);
             }
             if std::mem::take(&mut self.at_limit) {
                 self.accept_all();
@@ -433,7 +434,8 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    log::warn!("accept on frontend {}: {e}", frontend);
+                    let name = self.shared.plan.frontends.get(frontend).map_or("?", |f| f.name.as_str());
+                    log::warn!("accept on frontend {name}: {e}");
                     return;
                 }
             }
@@ -597,10 +599,9 @@ impl Worker {
 
     /// REQ: asks this thread's balancer; assigns, queues or gives up.
     fn pick(&mut self, slot: usize) -> Next {
-        let shared = self.shared.clone();
         let Some(s) = self.sessions.get(slot).and_then(Option::as_ref) else { return Next::Wait };
         let Some(bi) = s.backend else { return Next::Close(Term::new(Cause::ServerAbort, Stage::Connect)) };
-        let Some(backend) = shared.plan.backends.get(bi) else { return Next::Wait };
+        let Some(backend) = self.shared.plan.backends.get(bi) else { return Next::Wait };
         let ctx = pick_ctx(s, s.avoid);
         let Some(balancer) = self.balancers.get_mut(bi) else { return Next::Wait };
         let pick = balance::choose(balancer.as_mut(), &backend.servers, &ctx);
@@ -611,9 +612,9 @@ impl Worker {
         if let Some(srv) = &server {
             srv.acquire();
         }
-        let queue = shared.plan.settings.get(bi).and_then(|t| t.timeouts.queue);
+        let queue = self.shared.plan.settings.get(bi).and_then(|t| t.timeouts.queue);
         let now = Instant::now();
-        let Some(s) = self.session(slot) else { return Next::Wait };
+        let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return Next::Wait };
         let next = s.picked(pick, server, now, queue);
         if matches!(s.state, State::Queued { .. }) {
             if let Some(q) = self.queues.get_mut(bi) {
@@ -626,11 +627,10 @@ impl Worker {
 
     /// ASS: opens a connection to the assigned server.
     fn connect(&mut self, slot: usize) -> Next {
-        let shared = self.shared.clone();
         let now = Instant::now();
         let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return Next::Wait };
-        let Some(server) = s.srv.clone() else { return Next::Pick };
-        let settings = s.backend.and_then(|b| shared.plan.settings.get(b));
+        let Some(server) = s.srv.as_deref() else { return Next::Pick };
+        let settings = s.backend.and_then(|b| self.shared.plan.settings.get(b));
         let attempt = match (&server.unix, server.source) {
             (Some(path), _) => UnixStream::connect(path).map(Conn::Unix),
             (None, Some(from)) => sys::tcp_connect_from(&from, &server.addr).map(|s| Conn::Tcp(TcpStream::from_std(s))),
@@ -679,7 +679,6 @@ impl Worker {
     /// A readiness event on one of a session's sockets.
     fn on_event(&mut self, slot: usize, side: Side, ev: Event) {
         let now = Instant::now();
-        let shared = self.shared.clone();
         let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
         match (side, &mut s.state) {
             (Side::Client, _) => s.client_ready.merge(ev.readable, ev.writable, ev.read_closed),
@@ -694,10 +693,10 @@ impl Worker {
                 if !ev.writable {
                     return;
                 }
-                let fe = shared.plan.frontends.get(s.frontend).map(|f| f.splice).unwrap_or_default();
-                let be = s.backend.and_then(|b| shared.plan.settings.get(b)).map(|b| b.splice).unwrap_or_default();
-                s.connected(now, SpliceOpts::modes(fe, be, shared.plan.splice));
-                if let (Some(checker), Some(srv)) = (shared.checker.get(), s.srv.as_ref()) {
+                let fe = self.shared.plan.frontends.get(s.frontend).map(|f| f.splice).unwrap_or_default();
+                let be = s.backend.and_then(|b| self.shared.plan.settings.get(b)).map(|b| b.splice).unwrap_or_default();
+                s.connected(now, SpliceOpts::modes(fe, be, self.shared.plan.splice));
+                if let (Some(checker), Some(srv)) = (self.shared.checker.get(), s.srv.as_ref()) {
                     checker.report_connection_ok(srv);
                 }
             }
@@ -706,7 +705,7 @@ impl Worker {
         }
         let Some(s) = self.session(slot) else { return };
         match &s.state {
-            State::Established(_) => self.pump(slot),
+            State::Established(_) => self.pump(slot, now),
             // Before a server is connected, only a client error ends the session (as
             // HAProxy without `option abortonclose`, a client's FIN does not).
             _ if side == Side::Client && ev.error => {
@@ -718,8 +717,7 @@ impl Worker {
     }
 
     /// EST: moves bytes both ways.
-    fn pump(&mut self, slot: usize) {
-        let now = Instant::now();
+    fn pump(&mut self, slot: usize, now: Instant) {
         let Some(s) = self.sessions.get_mut(slot).and_then(Option::as_mut) else { return };
         let State::Established(t) = &mut s.state else { return };
         let t = t.as_mut();
@@ -874,7 +872,7 @@ impl Worker {
             Side::Client => t.client_idle_from = Some(now),
             Side::Server => t.server_idle_from = Some(now),
         }
-        self.pump(slot);
+        self.pump(slot, now);
     }
 
     fn abort(&mut self, slot: usize, e: PumpError) {
